@@ -1,0 +1,118 @@
+import { v7 as uuidv7 } from 'uuid';
+import { TxcError } from './errors.js';
+
+/**
+ * A branch id in X/Open shape. Every part is ASCII built only from validated pieces (coordinator
+ * id, a uuid, a branch number), so it can be spliced into SQL where databases forbid parameters.
+ */
+export interface Xid {
+  /** Fixed format id marking txcoord's branches ('TXC1'). */
+  readonly formatId: number;
+  /** Global transaction id: `txc1.<coordinatorId>.<uuid v7 hex>`, at most 62 bytes. */
+  readonly gtrid: string;
+  /** Branch qualifier: `b<n>`, unique within the global transaction. */
+  readonly bqual: string;
+}
+
+/** 'TXC1' as a 32-bit integer: the formatID of every txcoord xid. */
+export const TXC_FORMAT_ID = 0x54584331;
+
+const COORD_ID = /^[A-Za-z0-9_-]{1,24}$/;
+const PARTICIPANT_NAME = /^[A-Za-z0-9_-]{1,48}$/;
+const GTRID = /^txc1\.([A-Za-z0-9_-]{1,24})\.([0-9a-f]{32})$/;
+const BQUAL = /^b([0-9]{1,4})$/;
+
+/** Throws TXC_ID_INVALID unless `id` is a valid coordinator id. */
+export function assertCoordinatorId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || !COORD_ID.test(id)) {
+    throw new TxcError('TXC_ID_INVALID', `Coordinator id ${JSON.stringify(id)} is invalid`);
+  }
+}
+
+/** Throws TXC_ID_INVALID unless `name` is a valid participant name. */
+export function assertParticipantName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || !PARTICIPANT_NAME.test(name)) {
+    throw new TxcError('TXC_ID_INVALID', `Participant name ${JSON.stringify(name)} is invalid`);
+  }
+}
+
+/** A new, time-ordered global transaction id owned by `coordinatorId`. */
+export function newGtrid(coordinatorId: string, uuid: () => string = uuidv7): string {
+  assertCoordinatorId(coordinatorId);
+  const hex = uuid().replace(/-/g, '').toLowerCase();
+  const gtrid = `txc1.${coordinatorId}.${hex}`;
+  if (!GTRID.test(gtrid)) throw new TxcError('TXC_ID_INVALID', `Generated gtrid ${gtrid} is invalid`);
+  return gtrid;
+}
+
+/** The xid of branch number `index` (0-based) of `gtrid`. */
+export function branchXid(gtrid: string, index: number): Xid {
+  if (!GTRID.test(gtrid) || !Number.isInteger(index) || index < 0 || index > 9999) {
+    throw new TxcError('TXC_ID_INVALID', `Cannot build a branch xid from ${gtrid} #${index}`);
+  }
+  return { formatId: TXC_FORMAT_ID, gtrid, bqual: `b${index}` };
+}
+
+/** Whether `xid` is a well-formed txcoord xid (anything else found in a database is not ours). */
+export function isTxcXid(xid: Xid): boolean {
+  return xid.formatId === TXC_FORMAT_ID && GTRID.test(xid.gtrid) && BQUAL.test(xid.bqual);
+}
+
+/** The coordinator id embedded in a txcoord gtrid, or undefined for a foreign one. */
+export function coordinatorOf(gtrid: string): string | undefined {
+  return GTRID.exec(gtrid)?.[1];
+}
+
+/** The creation time (ms since epoch) encoded in a gtrid's uuid v7, or undefined. */
+export function gtridTime(gtrid: string): number | undefined {
+  const hex = GTRID.exec(gtrid)?.[2];
+  return hex ? parseInt(hex.slice(0, 12), 16) : undefined;
+}
+
+/** PostgreSQL gid form: `<gtrid>.<bqual>` (under the 200-byte limit). */
+export function toPgGid(xid: Xid): string {
+  if (!isTxcXid(xid)) throw new TxcError('TXC_ID_INVALID', `Not a txcoord xid: ${JSON.stringify(xid)}`);
+  return `${xid.gtrid}.${xid.bqual}`;
+}
+
+/** Parses a PostgreSQL gid back to an xid; undefined when the gid is not txcoord's. */
+export function fromPgGid(gid: string): Xid | undefined {
+  const dot = gid.lastIndexOf('.');
+  if (dot < 0) return undefined;
+  const xid: Xid = { formatId: TXC_FORMAT_ID, gtrid: gid.slice(0, dot), bqual: gid.slice(dot + 1) };
+  return isTxcXid(xid) ? xid : undefined;
+}
+
+/** MySQL/MariaDB xid clause: `X'<gtrid hex>',X'<bqual hex>',<formatId>`. */
+export function toMysqlXid(xid: Xid): string {
+  if (!isTxcXid(xid)) throw new TxcError('TXC_ID_INVALID', `Not a txcoord xid: ${JSON.stringify(xid)}`);
+  const hex = (s: string) => Buffer.from(s, 'ascii').toString('hex');
+  return `X'${hex(xid.gtrid)}',X'${hex(xid.bqual)}',${xid.formatId}`;
+}
+
+/**
+ * Parses an `XA RECOVER` row (`data` is gtrid and bqual concatenated, split by the lengths);
+ * undefined when the row is not a txcoord branch.
+ */
+export function fromMysqlRecoverRow(row: {
+  formatID: number | string;
+  gtrid_length: number | string;
+  bqual_length: number | string;
+  data: Buffer | string;
+}): Xid | undefined {
+  const data = typeof row.data === 'string' ? Buffer.from(row.data, 'binary') : row.data;
+  const g = Number(row.gtrid_length);
+  const b = Number(row.bqual_length);
+  if (data.length !== g + b) return undefined;
+  const xid: Xid = {
+    formatId: Number(row.formatID),
+    gtrid: data.subarray(0, g).toString('ascii'),
+    bqual: data.subarray(g, g + b).toString('ascii'),
+  };
+  return isTxcXid(xid) ? xid : undefined;
+}
+
+/** A stable printable key for an xid (used in maps and in the CLI). */
+export function xidKey(xid: Xid): string {
+  return `${xid.gtrid}.${xid.bqual}`;
+}
