@@ -1,0 +1,415 @@
+import type { Logger } from 'pino';
+import { TxcError, type TxcErrorCode } from '../../coordinator/errors.js';
+import { xidKey, type Xid } from '../../coordinator/xid.js';
+import type { Branch, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
+import type { MysqlConnection, MysqlOkPacket } from './driver.js';
+import { classifyMysqlError, type MysqlErrorClass } from './errors.js';
+import { WRITE_COUNTERS, xaCommitOnePhaseSql, xaCommitSql, xaEndSql, xaPrepareSql, xaRollbackSql } from './sql.js';
+
+/** What a branch needs from the participant that started it. */
+export interface MysqlBranchHost {
+  readonly name: string;
+  readonly logger: Logger;
+  /** Commits or rolls back a prepared branch from a fresh pooled connection. */
+  resolve(xid: Xid, action: 'commit' | 'rollback'): Promise<ResolveResult>;
+}
+
+type State =
+  /** XA START done; statements run on the pinned connection. */
+  | 'active'
+  /** XA PREPARE done; the pinned connection (if still held) finishes it. */
+  | 'prepared'
+  /** The connection was lost during XA PREPARE: the branch may or may not be prepared. */
+  | 'in-doubt'
+  | 'finished';
+
+/** One global transaction's work on one MySQL/MariaDB connection, pinned from XA START to XA COMMIT. */
+export class MysqlBranch implements Branch {
+  private conn: MysqlConnection | undefined;
+  private state: State = 'active';
+  /** XA END was sent: the branch is IDLE (or beyond). */
+  private ended = false;
+  /** A statement answered with an OK packet (not rows): counted as written. */
+  private wrote = false;
+  private statements = 0;
+  /** A deadlock (or XA_RB*) rolled the whole branch back; only XA ROLLBACK is left. */
+  private rolledBack: { readonly error: unknown; readonly class: MysqlErrorClass } | undefined;
+  private broken = false;
+  private preparing = false;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private readonly onConnectionError = (err: Error): void => {
+    this.broken = true;
+    this.host.logger.warn({ err, participant: this.host.name, xid: xidKey(this.xid) }, 'MySQL branch connection failed');
+  };
+
+  /**
+   * @param writeBaseline the session's write counters right after XA START, or undefined when
+   *   they could not be read (the branch then always counts as written).
+   */
+  constructor(
+    readonly xid: Xid,
+    conn: MysqlConnection,
+    private readonly writeBaseline: number | undefined,
+    private readonly host: MysqlBranchHost,
+  ) {
+    this.conn = conn;
+    conn.on('error', this.onConnectionError);
+  }
+
+  /** Runs one statement; statements of one branch run one at a time, in call order. */
+  query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
+    return this.serial(async () => {
+      const conn = this.conn;
+      if (this.state !== 'active' || this.ended || !conn) {
+        throw new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}`, {
+          details: { participant: this.host.name },
+        });
+      }
+      this.statements++;
+      let result: unknown;
+      try {
+        [result] = await conn.query(sql, params === undefined ? undefined : [...params]);
+      } catch (err) {
+        const c = this.noteFailure(err);
+        throw new TxcError('TXC_QUERY_FAILED', `A statement failed on participant ${this.host.name}`, {
+          cause: err,
+          retryable: c.retryable,
+          details: this.details(c),
+        });
+      }
+      const normalized = normalize(result);
+      if (normalized.wrote) this.wrote = true;
+      return { rows: normalized.rows, rowCount: normalized.rowCount };
+    });
+  }
+
+  /**
+   * True after any statement that answered with an OK packet (DML, SET, CALL…: conservative);
+   * otherwise compares the session's row-write counters with their value at XA START, which
+   * catches writes done by functions called from a SELECT. A broken or rolled-back branch
+   * answers true so that prepare runs and reports the failure.
+   */
+  hasWritten(): Promise<boolean> {
+    return this.serial(async () => {
+      if (this.wrote) return true;
+      const conn = this.conn;
+      if (this.state !== 'active' || this.ended || !conn || this.broken || this.rolledBack) return true;
+      if (this.statements === 0) return false;
+      if (this.writeBaseline === undefined) return true;
+      try {
+        const [rows] = await conn.query(WRITE_COUNTERS);
+        const now = sumWriteCounters(rows);
+        this.wrote = now === undefined || now !== this.writeBaseline;
+        return this.wrote;
+      } catch (err) {
+        this.noteFailure(err);
+        this.host.logger.warn({ err, participant: this.host.name }, 'write check failed; treating the branch as written');
+        return true;
+      }
+    });
+  }
+
+  /** XA END then XA PREPARE; the connection stays pinned for phase two. */
+  prepare(): Promise<PrepareResult> {
+    return this.serial(async () => {
+      const conn = this.conn;
+      if (this.state !== 'active' || this.ended || !conn) throw this.prepareFailed(`the branch is ${this.state}`, false);
+      if (this.broken) {
+        // The server rolls back an unprepared XA branch when its session ends.
+        this.state = 'finished';
+        this.drop(false);
+        throw this.prepareFailed('its connection broke', true);
+      }
+      const rolledBack = this.rolledBack;
+      if (rolledBack) {
+        await this.rollbackPinned();
+        throw this.prepareFailed('the database rolled the branch back (deadlock)', true, rolledBack.error, rolledBack.class);
+      }
+      try {
+        await conn.query(xaEndSql(this.xid));
+        this.ended = true;
+      } catch (err) {
+        const c = this.noteFailure(err);
+        await this.rollbackPinned();
+        throw this.prepareFailed('XA END failed', c.retryable, err, c);
+      }
+      // Released during XA END: the closed session rolls the unprepared branch back.
+      if (this.conn !== conn) throw this.prepareFailed('the branch was released', true);
+      this.preparing = true;
+      try {
+        await conn.query(xaPrepareSql(this.xid));
+      } catch (err) {
+        const c = classifyMysqlError(err);
+        if (c.kind === 'connection' || this.conn !== conn) {
+          // XA PREPARE may have run before the connection died: not a refusal, so not
+          // TXC_PREPARE_FAILED. The coordinator then rolls back by xid from fresh connections.
+          this.broken = true;
+          if (this.state === 'active') this.state = 'in-doubt';
+          this.drop(false);
+          throw this.inDoubt(err, c);
+        }
+        await this.rollbackPinned();
+        throw this.prepareFailed('the database refused to prepare', c.retryable, err, c);
+      } finally {
+        this.preparing = false;
+      }
+      // Released while XA PREPARE was in flight: release() marked the branch in doubt and the
+      // coordinator has moved on to rolling it back by xid; leave that to it.
+      if (this.conn !== conn) throw this.inDoubt(undefined, undefined);
+      this.state = 'prepared';
+      return {};
+    });
+  }
+
+  /**
+   * XA COMMIT on the preparing connection (MariaDB refuses it from any other while this one is
+   * connected). If that connection is gone or fails, it is closed, which detaches the branch,
+   * and the commit goes through a fresh connection (now, or on the coordinator's retry).
+   */
+  commitPrepared(): Promise<ResolveResult> {
+    return this.serial(async () => {
+      if (this.state !== 'prepared') {
+        throw new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}, not prepared`, {
+          details: { participant: this.host.name },
+        });
+      }
+      const conn = this.conn;
+      if (!conn || this.broken) {
+        this.drop(false);
+        const result = await this.host.resolve(this.xid, 'commit');
+        this.state = 'finished';
+        return result;
+      }
+      try {
+        await conn.query(xaCommitSql(this.xid));
+      } catch (err) {
+        const c = classifyMysqlError(err);
+        this.drop(false);
+        if (c.kind === 'unknown-xid' || c.kind === 'rolled-back') {
+          this.state = 'finished';
+          return c.kind === 'unknown-xid' ? 'unknown' : 'rolled-back';
+        }
+        throw new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `XA COMMIT of ${xidKey(this.xid)} failed on participant ${this.host.name}`, {
+          cause: err,
+          retryable: true, // closing the connection detached the branch: a fresh connection can commit it
+          details: { ...this.details(c), operation: 'commit-prepared' },
+        });
+      }
+      this.state = 'finished';
+      this.drop(true);
+      return 'done';
+    });
+  }
+
+  /** XA END then XA COMMIT … ONE PHASE. */
+  commitOnePhase(): Promise<void> {
+    return this.serial(async () => {
+      const conn = this.conn;
+      if (this.state !== 'active' || this.ended || !conn) throw this.commitFailed(`the branch is ${this.state}`, false);
+      if (this.broken) {
+        this.state = 'finished';
+        this.drop(false);
+        throw this.commitFailed('its connection broke before the commit', true);
+      }
+      const rolledBack = this.rolledBack;
+      if (rolledBack) {
+        await this.rollbackPinned();
+        throw this.commitFailed('the database rolled the branch back (deadlock)', true, rolledBack.error, rolledBack.class);
+      }
+      try {
+        await conn.query(xaEndSql(this.xid));
+        this.ended = true;
+      } catch (err) {
+        // Nothing was committed: a lost connection rolls the unprepared branch back too.
+        const c = this.noteFailure(err);
+        await this.rollbackPinned();
+        throw this.commitFailed('XA END failed', c.retryable, err, c);
+      }
+      // Released during XA END: the closed session rolls the uncommitted branch back.
+      if (this.conn !== conn) throw this.commitFailed('the branch was released', true);
+      try {
+        await conn.query(xaCommitOnePhaseSql(this.xid));
+      } catch (err) {
+        const c = this.noteFailure(err);
+        if (c.kind === 'connection') {
+          this.state = 'finished';
+          this.drop(false);
+          throw new TxcError('TXC_OUTCOME_UNKNOWN', `The connection to ${this.host.name} was lost during XA COMMIT ONE PHASE`, {
+            cause: err,
+            details: this.details(c),
+          });
+        }
+        await this.rollbackPinned();
+        throw this.commitFailed('the database refused to commit', c.retryable, err, c);
+      }
+      this.state = 'finished';
+      this.drop(true);
+    });
+  }
+
+  /** XA END + XA ROLLBACK before prepare, XA ROLLBACK after; a finished branch is left alone. */
+  rollback(): Promise<void> {
+    return this.serial(async () => {
+      if (this.state === 'active') {
+        await this.rollbackPinned();
+        return;
+      }
+      if (this.state === 'finished') return;
+      const conn = this.conn;
+      if (this.state === 'prepared' && conn && !this.broken) {
+        try {
+          await conn.query(xaRollbackSql(this.xid));
+          this.state = 'finished';
+          this.drop(true);
+          return;
+        } catch (err) {
+          const c = classifyMysqlError(err);
+          this.drop(false);
+          if (c.kind === 'unknown-xid' || c.kind === 'rolled-back') {
+            this.state = 'finished';
+            return;
+          }
+          this.host.logger.warn({ err, participant: this.host.name }, 'XA ROLLBACK on the preparing connection failed; retrying on a fresh one');
+        }
+      }
+      // Closing the preparing connection detaches the branch, so a fresh connection can finish it.
+      this.drop(false);
+      await this.host.resolve(this.xid, 'rollback');
+      this.state = 'finished';
+    });
+  }
+
+  /**
+   * Lets go of the connection; idempotent. A connection still held here is mid-transaction, so
+   * it is always closed (`_destroy` changes nothing): that rolls back an unprepared branch and
+   * detaches a prepared one, which is then finished from a fresh connection. Finished branches
+   * already gave their connection back to the pool.
+   */
+  release(_destroy?: boolean): void {
+    if (this.preparing) this.state = 'in-doubt';
+    else if (this.state === 'active') this.state = 'finished';
+    this.drop(false);
+    // Later calls (rollback by xid) must not queue behind a statement on the closed connection.
+    this.tail = Promise.resolve();
+  }
+
+  /** Lets the connection go: back to the pool only when `reuse` and healthy, else closed. */
+  private drop(reuse: boolean): void {
+    const conn = this.conn;
+    if (!conn) return;
+    this.conn = undefined;
+    conn.removeListener('error', this.onConnectionError);
+    try {
+      if (reuse && !this.broken) conn.release();
+      else conn.destroy();
+    } catch (err) {
+      this.host.logger.warn({ err, participant: this.host.name }, 'releasing a MySQL connection failed');
+    }
+  }
+
+  /** Ends an unprepared branch on the pinned connection; closing the connection is the fallback. */
+  private async rollbackPinned(): Promise<void> {
+    this.state = 'finished';
+    const conn = this.conn;
+    if (!conn || this.broken) {
+      this.drop(false);
+      return;
+    }
+    try {
+      if (!this.ended) {
+        try {
+          await conn.query(xaEndSql(this.xid));
+        } catch (err) {
+          // 1399 after a deadlock (ROLLBACK ONLY) or when already IDLE: XA ROLLBACK still works.
+          if (classifyMysqlError(err).kind === 'connection') throw err;
+        }
+        this.ended = true;
+      }
+      try {
+        await conn.query(xaRollbackSql(this.xid));
+      } catch (err) {
+        const kind = classifyMysqlError(err).kind;
+        if (kind !== 'unknown-xid' && kind !== 'rolled-back') throw err;
+      }
+      this.drop(true);
+    } catch (err) {
+      // The server rolls back an unprepared branch when its session ends.
+      this.host.logger.warn({ err, participant: this.host.name }, 'XA ROLLBACK failed; closing the connection');
+      this.drop(false);
+    }
+  }
+
+  private noteFailure(err: unknown): MysqlErrorClass {
+    const c = classifyMysqlError(err);
+    if (c.kind === 'connection') this.broken = true;
+    if (c.kind === 'deadlock' || c.kind === 'rolled-back') this.rolledBack = { error: err, class: c };
+    return c;
+  }
+
+  private inDoubt(cause: unknown, c: MysqlErrorClass | undefined): TxcError {
+    return new TxcError(
+      'TXC_PARTICIPANT_UNAVAILABLE',
+      `The connection to ${this.host.name} was lost during XA PREPARE of ${xidKey(this.xid)}, which may or may not have prepared`,
+      { cause, retryable: true, details: this.details(c) },
+    );
+  }
+
+  private prepareFailed(why: string, retryable: boolean, cause?: unknown, c?: MysqlErrorClass): TxcError {
+    return this.failure('TXC_PREPARE_FAILED', `Participant ${this.host.name} did not prepare ${xidKey(this.xid)}: ${why}`, retryable, cause, c);
+  }
+
+  private commitFailed(why: string, retryable: boolean, cause?: unknown, c?: MysqlErrorClass): TxcError {
+    return this.failure('TXC_COMMIT_FAILED', `Participant ${this.host.name} did not commit ${xidKey(this.xid)}: ${why}`, retryable, cause, c);
+  }
+
+  private failure(code: TxcErrorCode, fact: string, retryable: boolean, cause: unknown, c: MysqlErrorClass | undefined): TxcError {
+    return new TxcError(code, fact, { cause, retryable, details: this.details(c) });
+  }
+
+  private details(c: MysqlErrorClass | undefined): Record<string, string | number | undefined> {
+    return { participant: this.host.name, errno: c?.errno, code: c?.code };
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function isOkPacket(value: unknown): value is MysqlOkPacket {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    typeof (value as MysqlOkPacket).affectedRows === 'number' &&
+    typeof (value as MysqlOkPacket).serverStatus === 'number'
+  );
+}
+
+/** mysql2's answer in the neutral shape, and whether it may have written (any OK packet). */
+function normalize(result: unknown): { rows: Record<string, unknown>[]; rowCount: number; wrote: boolean } {
+  if (isOkPacket(result)) return { rows: [], rowCount: result.affectedRows, wrote: true };
+  if (Array.isArray(result)) {
+    if (result.some((r) => Array.isArray(r) || isOkPacket(r))) {
+      // Several results (CALL): the first row set, and an OK packet (always last for CALL) counts as written.
+      const rows = (result.find((r): r is Record<string, unknown>[] => Array.isArray(r)) ?? []) as Record<string, unknown>[];
+      return { rows, rowCount: rows.length, wrote: result.some(isOkPacket) };
+    }
+    return { rows: result as Record<string, unknown>[], rowCount: result.length, wrote: false };
+  }
+  return { rows: [], rowCount: 0, wrote: true };
+}
+
+/** Sum of the three counters from WRITE_COUNTERS, or undefined when the answer is not as expected. */
+export function sumWriteCounters(rows: unknown): number | undefined {
+  if (!Array.isArray(rows) || rows.length !== 3) return undefined;
+  let sum = 0;
+  for (const row of rows as Record<string, unknown>[]) {
+    const value = Number(row.Value ?? row.value);
+    if (!Number.isSafeInteger(value)) return undefined;
+    sum += value;
+  }
+  return sum;
+}

@@ -1,0 +1,36 @@
+/**
+ * The slice of mysql2/promise this adapter uses. Typing only this slice keeps mysql2 out of the
+ * branch and participant code, so unit tests drive them with small recording fakes.
+ */
+
+/** What mysql2 answers for a statement that returns no rows (its ResultSetHeader). */
+export interface MysqlOkPacket {
+  readonly affectedRows: number;
+  readonly serverStatus: number;
+}
+
+/** A connection checked out of the pool. */
+export interface MysqlConnection {
+  /**
+   * Text protocol, values interpolated client-side: XA statements must go through here, never
+   * through `execute()`, whose prepared-statement protocol rejects them. Resolves to
+   * `[rows | MysqlOkPacket | one of those per result for multi-result calls, fields]`.
+   */
+  query(sql: string, values?: unknown[]): Promise<[unknown, unknown]>;
+  /** Emitted when the connection fails with no statement waiting for an answer. */
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  removeListener(event: 'error', listener: (err: Error) => void): unknown;
+  /** Returns the connection to the pool as it is. */
+  release(): void;
+  /**
+   * Removes the connection from the pool and closes it. mysql2 half-closes the socket, so a
+   * statement already running still answers; the server acts on the disconnect afterwards.
+   */
+  destroy(): void;
+}
+
+/** The pool. */
+export interface MysqlPool {
+  getConnection(): Promise<MysqlConnection>;
+  end(): Promise<void>;
+}

@@ -1,0 +1,341 @@
+import type { Logger } from 'pino';
+import { TxcError, type TxcErrorCode } from '../../coordinator/errors.js';
+import { xidKey, type Xid } from '../../coordinator/xid.js';
+import type { Branch, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
+import type { PgClient, PgResult } from './driver.js';
+import { classifyPgError, type PgErrorClass } from './errors.js';
+import { ASSIGNED_XID, COMMIT, ROLLBACK, prepareSql } from './sql.js';
+
+/** What a branch needs from the participant that started it. */
+export interface PostgresBranchHost {
+  readonly name: string;
+  readonly logger: Logger;
+  /** Commits or rolls back a prepared branch on `pinned`, or on a fresh pooled connection without one. */
+  resolve(xid: Xid, action: 'commit' | 'rollback', pinned?: PgClient): Promise<ResolveResult>;
+}
+
+type State =
+  /** The transaction block is open on the pinned client. */
+  | 'active'
+  /** Prepared; the client stays pinned for phase two. */
+  | 'prepared'
+  /** The connection broke during PREPARE: the branch may or may not be prepared. */
+  | 'in-doubt'
+  | 'finished';
+
+// Tags whose row count proves that rows were written. Anything else (SELECT calling a writing
+// function, DDL, UPDATE of zero rows) is settled by asking the server whether it assigned an xid.
+const DML = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'COPY']);
+
+/** One global transaction's work on one PostgreSQL client, pinned from BEGIN to PREPARE or COMMIT. */
+export class PostgresBranch implements Branch {
+  private client: PgClient | undefined;
+  private state: State = 'active';
+  /** A statement certainly wrote rows. */
+  private wrote = false;
+  /** The last statement failed, so the block is (or is about to be) in the failed state. */
+  private aborted = false;
+  private lastFailure: { readonly error: unknown; readonly class: PgErrorClass } | undefined;
+  /** The connection failed: nothing more can be sent on it. */
+  private broken = false;
+  private preparing = false;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private readonly onClientError = (err: Error): void => {
+    this.broken = true;
+    this.host.logger.warn({ err, participant: this.host.name, xid: xidKey(this.xid) }, 'PostgreSQL branch connection failed');
+  };
+
+  constructor(
+    readonly xid: Xid,
+    client: PgClient,
+    private readonly host: PostgresBranchHost,
+  ) {
+    this.client = client;
+    // pg-pool stops listening for errors on a checked-out client; without our own listener a
+    // socket failure between statements would be an unhandled 'error' event.
+    client.on('error', this.onClientError);
+  }
+
+  /** Runs one statement; statements of one branch run one at a time, in call order. */
+  query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
+    return this.serial(async () => {
+      const client = this.client;
+      if (this.state !== 'active' || !client) {
+        throw new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}`, {
+          details: { participant: this.host.name },
+        });
+      }
+      let out: PgResult | PgResult[];
+      try {
+        out = await client.query(sql, params === undefined ? undefined : [...params]);
+      } catch (err) {
+        const c = this.noteFailure(err);
+        throw new TxcError('TXC_QUERY_FAILED', `A statement failed on participant ${this.host.name}`, {
+          cause: err,
+          retryable: c.retryable,
+          details: this.details(c),
+        });
+      }
+      // A success arrives with ReadyForQuery, so the status is current here; a ROLLBACK TO
+      // SAVEPOINT may have recovered from an earlier failure.
+      this.aborted = client.getTransactionStatus() === 'E';
+      const results = Array.isArray(out) ? out : [out];
+      if (results.some((r) => DML.has(r.command) && (r.rowCount ?? 0) > 0)) this.wrote = true;
+      const last = results[results.length - 1];
+      return { rows: last?.rows ?? [], rowCount: last ? (last.rowCount ?? last.rows.length) : 0 };
+    });
+  }
+
+  /**
+   * True after a DML result that wrote rows; otherwise asks whether the server assigned the
+   * transaction an xid, which every write does. A failed, broken or ended branch answers true
+   * so that prepare runs and reports the failure instead of it passing as read-only.
+   */
+  hasWritten(): Promise<boolean> {
+    return this.serial(async () => {
+      if (this.wrote) return true;
+      const client = this.client;
+      if (this.state !== 'active' || !client || this.broken || this.aborted) return true;
+      if (client.getTransactionStatus() !== 'T') return true;
+      try {
+        const txid = lastOf(await client.query(ASSIGNED_XID))?.rows[0]?.txid;
+        this.wrote = txid !== null && txid !== undefined;
+        return this.wrote;
+      } catch (err) {
+        this.noteFailure(err);
+        this.host.logger.warn({ err, participant: this.host.name }, 'write check failed; treating the branch as written');
+        return true;
+      }
+    });
+  }
+
+  /** PREPARE TRANSACTION; the client stays pinned for phase two. */
+  prepare(): Promise<PrepareResult> {
+    return this.serial(async () => {
+      const client = this.client;
+      if (this.state !== 'active' || !client) throw this.prepareFailed(`the branch is ${this.state}`, false);
+      if (this.broken) {
+        this.state = 'finished';
+        this.dropClient(true);
+        throw this.prepareFailed('its connection broke', true);
+      }
+      if (this.aborted) {
+        await this.rollbackPinned();
+        const failure = this.lastFailure;
+        throw this.prepareFailed('a statement failed earlier in the transaction', failure?.class.retryable ?? false, failure?.error, failure?.class);
+      }
+      if (client.getTransactionStatus() !== 'T') {
+        // A COMMIT or ROLLBACK sent through query() ended the block: there is nothing left to prepare.
+        this.state = 'finished';
+        this.dropClient(false);
+        throw this.prepareFailed('its transaction block was ended by a statement sent through query()', false);
+      }
+      this.preparing = true;
+      let out: PgResult | PgResult[];
+      try {
+        out = await client.query(prepareSql(this.xid));
+      } catch (err) {
+        const c = classifyPgError(err);
+        if (c.kind === 'connection' || this.client !== client) {
+          // PREPARE may have run before the connection died: not a refusal, so not
+          // TXC_PREPARE_FAILED. The coordinator then rolls back by gid from fresh connections.
+          this.broken = true;
+          if (this.state === 'active') this.state = 'in-doubt';
+          this.dropClient(true);
+          throw this.inDoubt(err, c);
+        }
+        // Refused (25P02, 0A000 temporary objects, 40001…): nothing was prepared and the block is still open.
+        await this.rollbackPinned();
+        throw this.prepareFailed('the database refused to prepare', c.retryable && c.kind !== 'busy', err, c);
+      } finally {
+        this.preparing = false;
+      }
+      // Released while PREPARE was in flight: release() marked the branch in doubt and the
+      // coordinator has moved on to rolling it back by gid; leave that to it.
+      if (this.client !== client) throw this.inDoubt(undefined, undefined);
+      const results = Array.isArray(out) ? out : [out];
+      const tag = results[results.length - 1]?.command;
+      if (tag !== 'PREPARE') {
+        // The silent-rollback trap: PREPARE answered ROLLBACK, prepared nothing, and the work is gone.
+        this.state = 'finished';
+        this.dropClient(false);
+        throw this.prepareFailed(`PREPARE TRANSACTION answered ${String(tag)} and prepared nothing`, false);
+      }
+      this.state = 'prepared';
+      // Any session could finish the branch now, but the pinned client is kept for phase two:
+      // taking a pooled one then could wait forever, when every pooled client is blocked on the
+      // row locks this prepared branch holds (a pool-exhaustion deadlock, seen under contention).
+      const txid = results[0]?.rows[0]?.txid;
+      return typeof txid === 'string' ? { localTxId: txid } : {};
+    });
+  }
+
+  /** COMMIT PREPARED from a pooled client; throws a retryable TxcError on transient failures. */
+  commitPrepared(): Promise<ResolveResult> {
+    return this.serial(async () => {
+      if (this.state !== 'prepared') {
+        throw new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}, not prepared`, {
+          details: { participant: this.host.name },
+        });
+      }
+      const result = await this.finishPrepared('commit');
+      this.state = 'finished';
+      return result;
+    });
+  }
+
+  /** COMMIT on the pinned client; a block that had failed answers ROLLBACK, which is a failure. */
+  commitOnePhase(): Promise<void> {
+    return this.serial(async () => {
+      const client = this.client;
+      if (this.state !== 'active' || !client) throw this.commitFailed(`the branch is ${this.state}`, false);
+      if (this.broken) {
+        // The server ends a transaction whose session is gone by rolling it back.
+        this.state = 'finished';
+        this.dropClient(true);
+        throw this.commitFailed('its connection broke before COMMIT', true);
+      }
+      this.state = 'finished';
+      let out: PgResult | PgResult[];
+      try {
+        out = await client.query(COMMIT);
+      } catch (err) {
+        const c = this.noteFailure(err);
+        this.dropClient(true);
+        if (c.kind === 'connection') {
+          throw new TxcError('TXC_OUTCOME_UNKNOWN', `The connection to ${this.host.name} was lost during COMMIT`, {
+            cause: err,
+            details: this.details(c),
+          });
+        }
+        // Refused at commit (deferred constraint, serialization failure): rolled back.
+        throw this.commitFailed('the database refused to commit', c.retryable, err, c);
+      }
+      const tag = lastOf(out)?.command;
+      this.dropClient(false);
+      if (tag !== 'COMMIT') {
+        const failure = this.lastFailure;
+        throw this.commitFailed(
+          `COMMIT answered ${String(tag)}: a statement had failed, so the transaction was rolled back`,
+          failure?.class.retryable ?? false,
+          failure?.error,
+          failure?.class,
+        );
+      }
+    });
+  }
+
+  /** ROLLBACK before prepare, ROLLBACK PREPARED after; a finished branch is left alone. */
+  rollback(): Promise<void> {
+    return this.serial(async () => {
+      if (this.state === 'active') {
+        await this.rollbackPinned();
+      } else if (this.state === 'prepared' || this.state === 'in-doubt') {
+        await this.finishPrepared('rollback');
+        this.state = 'finished';
+      }
+    });
+  }
+
+  /**
+   * Gives the pinned client back, or closes it when it is not idle and healthy (which also
+   * makes the server roll back an open block). Idempotent. Released during PREPARE, the branch
+   * is in doubt and rollback() finishes it by gid.
+   */
+  release(destroy = false): void {
+    if (this.preparing) this.state = 'in-doubt';
+    else if (this.state === 'active') this.state = 'finished';
+    this.dropClient(destroy);
+    // Later calls (rollback by gid) must not queue behind a statement on the closed connection.
+    this.tail = Promise.resolve();
+  }
+
+  /** Phase two on the pinned client while it is healthy; the client is released either way. */
+  private async finishPrepared(action: 'commit' | 'rollback'): Promise<ResolveResult> {
+    const pinned = this.broken ? undefined : this.client;
+    try {
+      const result = await this.host.resolve(this.xid, action, pinned);
+      this.dropClient(false);
+      return result;
+    } catch (err) {
+      this.dropClient(true);
+      throw err;
+    }
+  }
+
+  private dropClient(destroy: boolean): void {
+    const client = this.client;
+    if (!client) return;
+    this.client = undefined;
+    client.removeListener('error', this.onClientError);
+    // Only an idle, healthy session is reused, so no later user inherits a transaction.
+    const reuse = !destroy && !this.broken && !this.aborted && client.getTransactionStatus() === 'I';
+    try {
+      client.release(reuse ? undefined : true);
+    } catch (err) {
+      this.host.logger.warn({ err, participant: this.host.name }, 'releasing a PostgreSQL client failed');
+    }
+  }
+
+  private async rollbackPinned(): Promise<void> {
+    this.state = 'finished';
+    const client = this.client;
+    if (!client || this.broken) {
+      this.dropClient(true);
+      return;
+    }
+    try {
+      await client.query(ROLLBACK);
+      this.aborted = false;
+      this.dropClient(false);
+    } catch (err) {
+      // Closing the session rolls the block back as well.
+      this.host.logger.warn({ err, participant: this.host.name }, 'ROLLBACK failed; closing the connection');
+      this.dropClient(true);
+    }
+  }
+
+  private noteFailure(err: unknown): PgErrorClass {
+    const c = classifyPgError(err);
+    this.aborted = true;
+    this.lastFailure = { error: err, class: c };
+    if (c.kind === 'connection') this.broken = true;
+    return c;
+  }
+
+  private inDoubt(cause: unknown, c: PgErrorClass | undefined): TxcError {
+    return new TxcError(
+      'TXC_PARTICIPANT_UNAVAILABLE',
+      `The connection to ${this.host.name} was lost during PREPARE of ${xidKey(this.xid)}, which may or may not have prepared`,
+      { cause, retryable: true, details: this.details(c) },
+    );
+  }
+
+  private prepareFailed(why: string, retryable: boolean, cause?: unknown, c?: PgErrorClass): TxcError {
+    return this.failure('TXC_PREPARE_FAILED', `Participant ${this.host.name} did not prepare ${xidKey(this.xid)}: ${why}`, retryable, cause, c);
+  }
+
+  private commitFailed(why: string, retryable: boolean, cause?: unknown, c?: PgErrorClass): TxcError {
+    return this.failure('TXC_COMMIT_FAILED', `Participant ${this.host.name} did not commit ${xidKey(this.xid)}: ${why}`, retryable, cause, c);
+  }
+
+  private failure(code: TxcErrorCode, fact: string, retryable: boolean, cause: unknown, c: PgErrorClass | undefined): TxcError {
+    const used = c ?? (cause === undefined ? undefined : classifyPgError(cause));
+    return new TxcError(code, fact, { cause, retryable, details: this.details(used) });
+  }
+
+  private details(c: PgErrorClass | undefined): Record<string, string | undefined> {
+    return { participant: this.host.name, sqlState: c?.sqlState, code: c?.code };
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function lastOf(out: PgResult | PgResult[]): PgResult | undefined {
+  return Array.isArray(out) ? out[out.length - 1] : out;
+}

@@ -1,0 +1,517 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { TxcError } from '../../../coordinator/errors.js';
+import { branchXid, newGtrid, type Xid } from '../../../coordinator/xid.js';
+import type { MysqlConnection, MysqlOkPacket, MysqlPool } from '../../../participants/mysql/driver.js';
+import { classifyMysqlError } from '../../../participants/mysql/errors.js';
+import { MysqlParticipant } from '../../../participants/mysql/participant.js';
+import type { Participant } from '../../../participants/participant.js';
+
+const logger = pino({ level: 'silent' });
+const UUID = '0190d5a8-7b3c-7def-8123-456789abcdef';
+const GTRID = newGtrid('unit', () => UUID);
+const XID: Xid = branchXid(GTRID, 0);
+const hex = (s: string) => Buffer.from(s, 'ascii').toString('hex');
+const X = `X'${hex(GTRID)}',X'${hex('b0')}',1415070513`;
+const COUNTERS = "SHOW SESSION STATUS WHERE Variable_name IN ('Handler_write', 'Handler_update', 'Handler_delete')";
+
+function myError(errno: number | undefined, code?: string, fatal?: boolean): Error {
+  return Object.assign(new Error('boom'), { errno, code, ...(fatal ? { fatal } : {}) });
+}
+const okPacket = (affectedRows = 0): MysqlOkPacket & Record<string, unknown> => ({ fieldCount: 0, affectedRows, serverStatus: 3 });
+
+type XaState = 'ACTIVE' | 'IDLE' | 'ROLLBACK_ONLY' | 'PREPARED';
+type Answer = unknown;
+type Handler = (sql: string, values: unknown[] | undefined, conn: FakeConnection) => Answer | undefined;
+
+/** A MariaDB-like server: XA states per connection, prepared branches bound to their session while it lives. */
+class FakeServer {
+  /** xid → the live session that prepared it (undefined once detached). */
+  readonly prepared = new Map<string, FakeConnection | undefined>();
+  readonly log: string[] = [];
+  handlers: Handler[] = [];
+
+  answer(sql: string, values: unknown[] | undefined, conn: FakeConnection): Answer {
+    for (const h of this.handlers) {
+      const a = h(sql, values, conn);
+      if (a !== undefined) return a;
+    }
+    const m = /^XA (START|END|PREPARE|COMMIT|ROLLBACK) (X'[0-9a-f]+',X'[0-9a-f]+',\d+)( ONE PHASE)?$/.exec(sql);
+    if (m) return this.xa(m[1] as string, m[2] as string, Boolean(m[3]), conn);
+    if (sql === COUNTERS) {
+      return [
+        { Variable_name: 'Handler_delete', Value: '0' },
+        { Variable_name: 'Handler_update', Value: '0' },
+        { Variable_name: 'Handler_write', Value: String(conn.writes) },
+      ];
+    }
+    if (sql === 'XA RECOVER') {
+      return [...this.prepared.keys()].map((x) => {
+        const [g, b, f] = x.split(',') as [string, string, string];
+        const gt = Buffer.from(g.slice(2, -1), 'hex');
+        const bq = Buffer.from(b.slice(2, -1), 'hex');
+        return { formatID: Number(f), gtrid_length: gt.length, bqual_length: bq.length, data: Buffer.concat([gt, bq]) };
+      });
+    }
+    if (/^(insert|update|delete)/i.test(sql)) {
+      conn.writes++;
+      return okPacket(1);
+    }
+    return [];
+  }
+
+  private xa(verb: string, xid: string, onePhase: boolean, conn: FakeConnection): Answer {
+    const own = conn.xa?.xid === xid ? conn.xa : undefined;
+    const rmfail = myError(1399, 'ER_XAER_RMFAIL');
+    switch (verb) {
+      case 'START':
+        conn.xa = { xid, state: 'ACTIVE' };
+        return okPacket();
+      case 'END':
+        if (own?.state !== 'ACTIVE') return rmfail;
+        own.state = 'IDLE';
+        return okPacket();
+      case 'PREPARE':
+        if (own?.state !== 'IDLE') return rmfail;
+        own.state = 'PREPARED';
+        this.prepared.set(xid, conn);
+        return okPacket();
+      case 'COMMIT':
+        if (onePhase) {
+          if (own?.state !== 'IDLE') return rmfail;
+          conn.xa = undefined;
+          return okPacket();
+        }
+        if (own?.state === 'PREPARED' || (this.prepared.has(xid) && this.prepared.get(xid) === undefined)) {
+          this.prepared.delete(xid);
+          if (own) conn.xa = undefined;
+          return okPacket();
+        }
+        return myError(1397, 'ER_XAER_NOTA');
+      case 'ROLLBACK':
+        if (own?.state === 'ACTIVE') return rmfail;
+        if (own || (this.prepared.has(xid) && this.prepared.get(xid) === undefined)) {
+          this.prepared.delete(xid);
+          conn.xa = undefined;
+          return okPacket();
+        }
+        return myError(1397, 'ER_XAER_NOTA');
+    }
+    return myError(1064, 'ER_PARSE_ERROR');
+  }
+}
+
+class FakeConnection implements MysqlConnection {
+  xa: { xid: string; state: XaState } | undefined;
+  writes = 10;
+  readonly sent: string[] = [];
+  readonly ends: Array<'release' | 'destroy'> = [];
+  readonly errorListeners = new Set<(err: Error) => void>();
+
+  constructor(private readonly server: FakeServer) {}
+
+  async query(sql: string, values?: unknown[]): Promise<[unknown, unknown]> {
+    this.sent.push(sql);
+    this.server.log.push(sql);
+    const a = await this.server.answer(sql, values, this);
+    if (a instanceof Error) throw a;
+    return [a, undefined];
+  }
+  on(_event: 'error', listener: (err: Error) => void): void {
+    this.errorListeners.add(listener);
+  }
+  removeListener(_event: 'error', listener: (err: Error) => void): void {
+    this.errorListeners.delete(listener);
+  }
+  release(): void {
+    this.ends.push('release');
+  }
+  destroy(): void {
+    this.ends.push('destroy');
+    // Like MariaDB: a disconnect rolls back an unprepared branch and detaches a prepared one.
+    for (const [x, c] of this.server.prepared) if (c === this) this.server.prepared.set(x, undefined);
+    this.xa = undefined;
+  }
+}
+
+class FakePool implements MysqlPool {
+  readonly server = new FakeServer();
+  readonly conns: FakeConnection[] = [];
+  connectError: Error | undefined;
+  /** When set, getConnection() waits until this promise resolves (a saturated pool). */
+  gate: Promise<void> | undefined;
+  ended = 0;
+
+  async getConnection(): Promise<MysqlConnection> {
+    if (this.connectError) throw this.connectError;
+    const c = new FakeConnection(this.server);
+    this.conns.push(c);
+    if (this.gate) await this.gate;
+    return c;
+  }
+  async end(): Promise<void> {
+    this.ended++;
+  }
+}
+
+function setup(acquireTimeoutMs = 1_000) {
+  const pool = new FakePool();
+  const participant = new MysqlParticipant('my1', pool, { acquireTimeoutMs, logger });
+  return { pool, server: pool.server, participant };
+}
+
+async function rejection(p: Promise<unknown>): Promise<TxcError> {
+  try {
+    await p;
+  } catch (err) {
+    if (TxcError.is(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('MySQL participant (fake driver)', () => {
+  it('starts with XA START on a hex xid from toMysqlXid and reads the write counters', async () => {
+    const { pool, participant } = setup();
+    const branch = await participant.begin(XID);
+    expect(pool.conns[0]?.sent).toEqual([`XA START ${X}`, COUNTERS]);
+    await branch.query('select * from t where id = ?', [1]);
+    expect(pool.conns[0]?.sent.at(-1)).toBe('select * from t where id = ?');
+  });
+
+  it('normalizes results: rows for SELECT, affected rows for DML', async () => {
+    const { server, participant } = setup();
+    server.handlers.push((sql) => (sql === 'select 2' ? [{ a: 1 }, { a: 2 }] : undefined));
+    const branch = await participant.begin(XID);
+    expect(await branch.query('select 2')).toEqual({ rows: [{ a: 1 }, { a: 2 }], rowCount: 2 });
+    expect(await branch.query('insert into t values (1)')).toEqual({ rows: [], rowCount: 1 });
+  });
+
+  it('prepares with XA END + XA PREPARE, keeps the connection, commits on it, then releases it', async () => {
+    const { pool, server, participant } = setup();
+    const branch = await participant.begin(XID);
+    await branch.query('insert into t values (1)');
+    expect(await branch.prepare()).toEqual({});
+    const conn = pool.conns[0] as FakeConnection;
+    expect(conn.sent.slice(-2)).toEqual([`XA END ${X}`, `XA PREPARE ${X}`]);
+    expect(conn.ends).toEqual([]);
+    expect(await participant.listInDoubt()).toEqual([XID]);
+    // Like MariaDB: another session cannot commit it while the preparer is connected.
+    expect(await participant.commitPrepared(XID)).toBe('unknown');
+    expect(await branch.commitPrepared()).toBe('done');
+    expect(conn.sent.at(-1)).toBe(`XA COMMIT ${X}`);
+    expect(conn.ends).toEqual(['release']);
+    expect(server.prepared.size).toBe(0);
+    branch.release(true);
+    expect(conn.ends).toEqual(['release']);
+  });
+
+  it('a connection lost during XA COMMIT destroys it (detaching the branch); the retry commits from a fresh one', async () => {
+    const { pool, server, participant } = setup();
+    const branch = await participant.begin(XID);
+    await branch.query('insert into t values (1)');
+    await branch.prepare();
+    server.handlers.push((sql, _v, conn) => (sql === `XA COMMIT ${X}` && conn === pool.conns[0] ? myError(undefined, 'PROTOCOL_CONNECTION_LOST', true) : undefined));
+    const err = await rejection(branch.commitPrepared());
+    expect(err.retryable).toBe(true);
+    expect(pool.conns[0]?.ends).toEqual(['destroy']);
+    expect(await branch.commitPrepared()).toBe('done');
+    expect(pool.conns.at(-1)?.sent).toEqual([`XA COMMIT ${X}`]);
+    expect(server.prepared.size).toBe(0);
+  });
+
+  it('XA COMMIT answering XA_RBROLLBACK is rolled-back', async () => {
+    const { server, participant } = setup();
+    const branch = await participant.begin(XID);
+    await branch.prepare();
+    server.handlers.push((sql) => (sql === `XA COMMIT ${X}` ? myError(1402, 'ER_XA_RBROLLBACK') : undefined));
+    expect(await branch.commitPrepared()).toBe('rolled-back');
+  });
+
+  it('after a deadlock: written, and prepare rolls back (XA END refused, XA ROLLBACK) without XA PREPARE', async () => {
+    const { pool, server, participant } = setup();
+    const deadlock = myError(1213, 'ER_LOCK_DEADLOCK');
+    server.handlers.push((sql, _v, conn) => {
+      if (sql !== 'update t set v = 1') return undefined;
+      if (conn.xa) conn.xa.state = 'ROLLBACK_ONLY';
+      return deadlock;
+    });
+    const branch = await participant.begin(XID);
+    await expect(branch.query('update t set v = 1')).rejects.toMatchObject({
+      code: 'TXC_QUERY_FAILED',
+      retryable: true,
+      details: { participant: 'my1', errno: 1213 },
+      cause: deadlock,
+    });
+    expect(await branch.hasWritten()).toBe(true);
+    const err = await rejection(branch.prepare());
+    expect(err.code).toBe('TXC_PREPARE_FAILED');
+    expect(err.retryable).toBe(true);
+    expect(err.cause).toBe(deadlock);
+    const conn = pool.conns[0] as FakeConnection;
+    expect(conn.sent.slice(2)).toEqual(['update t set v = 1', `XA END ${X}`, `XA ROLLBACK ${X}`]);
+    expect(conn.ends).toEqual(['release']);
+  });
+
+  it('a refused XA PREPARE rolls back and is TXC_PREPARE_FAILED', async () => {
+    const { pool, server, participant } = setup();
+    server.handlers.push((sql) => (sql === `XA PREPARE ${X}` ? myError(1401, 'ER_XAER_RMERR') : undefined));
+    const branch = await participant.begin(XID);
+    await branch.query('insert into t values (1)');
+    await expect(branch.prepare()).rejects.toMatchObject({ code: 'TXC_PREPARE_FAILED', details: { errno: 1401 } });
+    expect(pool.conns[0]?.sent.at(-1)).toBe(`XA ROLLBACK ${X}`);
+  });
+
+  it('a connection lost during XA PREPARE is in doubt; rollback() finishes it from a fresh connection', async () => {
+    const { pool, server, participant } = setup();
+    server.handlers.push((sql, _v, conn) => {
+      if (sql !== `XA PREPARE ${X}`) return undefined;
+      if (conn.xa) conn.xa.state = 'PREPARED';
+      server.prepared.set(sql.slice('XA PREPARE '.length), conn); // it did prepare before the line dropped
+      return myError(-104, 'ECONNRESET', true);
+    });
+    const branch = await participant.begin(XID);
+    await branch.query('insert into t values (1)');
+    await expect(branch.prepare()).rejects.toMatchObject({ code: 'TXC_PARTICIPANT_UNAVAILABLE', retryable: true });
+    expect(pool.conns[0]?.ends).toEqual(['destroy']);
+    await branch.rollback();
+    expect(pool.conns[1]?.sent).toEqual([`XA ROLLBACK ${X}`]);
+    expect(server.prepared.size).toBe(0);
+  });
+
+  describe('commitOnePhase', () => {
+    it('sends XA END then XA COMMIT … ONE PHASE and releases the connection', async () => {
+      const { pool, participant } = setup();
+      const branch = await participant.begin(XID);
+      await branch.commitOnePhase();
+      expect(pool.conns[0]?.sent.slice(2)).toEqual([`XA END ${X}`, `XA COMMIT ${X} ONE PHASE`]);
+      expect(pool.conns[0]?.ends).toEqual(['release']);
+    });
+
+    it('a connection lost during the commit is TXC_OUTCOME_UNKNOWN', async () => {
+      const { pool, server, participant } = setup();
+      server.handlers.push((sql) => (sql === `XA COMMIT ${X} ONE PHASE` ? myError(undefined, 'PROTOCOL_CONNECTION_LOST', true) : undefined));
+      const branch = await participant.begin(XID);
+      await expect(branch.commitOnePhase()).rejects.toMatchObject({ code: 'TXC_OUTCOME_UNKNOWN' });
+      expect(pool.conns[0]?.ends).toEqual(['destroy']);
+    });
+
+    it('a connection lost at XA END (before the commit) is TXC_COMMIT_FAILED, retryable', async () => {
+      const { pool, server, participant } = setup();
+      server.handlers.push((sql) => (sql === `XA END ${X}` ? myError(-32, 'EPIPE', true) : undefined));
+      const branch = await participant.begin(XID);
+      await expect(branch.commitOnePhase()).rejects.toMatchObject({ code: 'TXC_COMMIT_FAILED', retryable: true });
+      expect(pool.conns[0]?.ends).toEqual(['destroy']);
+    });
+
+    it('a refused one-phase commit is TXC_COMMIT_FAILED', async () => {
+      const { server, participant } = setup();
+      server.handlers.push((sql) => (sql === `XA COMMIT ${X} ONE PHASE` ? myError(1614, 'ER_XA_RBDEADLOCK') : undefined));
+      const branch = await participant.begin(XID);
+      await expect(branch.commitOnePhase()).rejects.toMatchObject({ code: 'TXC_COMMIT_FAILED', retryable: true, details: { errno: 1614 } });
+    });
+  });
+
+  describe('hasWritten', () => {
+    it('false without a round trip when no statement ran', async () => {
+      const { pool, participant } = setup();
+      const branch = await participant.begin(XID);
+      expect(await branch.hasWritten()).toBe(false);
+      expect(pool.conns[0]?.sent).toHaveLength(2);
+    });
+
+    it('true without a round trip after any OK packet', async () => {
+      const { pool, server, participant } = setup();
+      server.handlers.push((sql) => (sql.startsWith('set ') ? okPacket(0) : undefined));
+      const branch = await participant.begin(XID);
+      await branch.query('set @x = 1');
+      expect(await branch.hasWritten()).toBe(true);
+      expect(pool.conns[0]?.sent.filter((s) => s === COUNTERS)).toHaveLength(1);
+    });
+
+    it('after SELECTs only, compares the write counters with their value at XA START', async () => {
+      const { pool, server, participant } = setup();
+      server.handlers.push((sql, _v, conn) => (sql === 'select writes_something()' ? (conn.writes++, [{ w: 1 }]) : undefined));
+      const branch = await participant.begin(XID);
+      await branch.query('select 1');
+      expect(await branch.hasWritten()).toBe(false);
+      await branch.query('select writes_something()');
+      expect(await branch.hasWritten()).toBe(true);
+      expect(pool.conns[0]?.sent.filter((s) => s === COUNTERS)).toHaveLength(3);
+    });
+
+    it('true when the counters could not be read at XA START', async () => {
+      const { server, participant } = setup();
+      server.handlers.push((sql) => (sql === COUNTERS ? myError(1227, 'ER_SPECIFIC_ACCESS_DENIED_ERROR') : undefined));
+      const branch = await participant.begin(XID);
+      await branch.query('select 1');
+      expect(await branch.hasWritten()).toBe(true);
+    });
+  });
+
+  describe('rollback and release', () => {
+    it('rolls back an active branch with XA END + XA ROLLBACK, and tolerates XA END refused (already IDLE)', async () => {
+      const { pool, server, participant } = setup();
+      const branch = await participant.begin(XID);
+      server.handlers.push((sql, _v, conn) => (sql === `XA END ${X}` ? ((conn.xa!.state = 'IDLE'), myError(1399, 'ER_XAER_RMFAIL')) : undefined));
+      await branch.rollback();
+      await branch.rollback();
+      expect(pool.conns[0]?.sent.slice(2)).toEqual([`XA END ${X}`, `XA ROLLBACK ${X}`]);
+      expect(pool.conns[0]?.ends).toEqual(['release']);
+    });
+
+    it('rolls back a prepared branch on its connection', async () => {
+      const { pool, server, participant } = setup();
+      const branch = await participant.begin(XID);
+      await branch.prepare();
+      await branch.rollback();
+      expect(pool.conns[0]?.sent.at(-1)).toBe(`XA ROLLBACK ${X}`);
+      expect(server.prepared.size).toBe(0);
+    });
+
+    it('release() of a prepared branch closes the connection; the branch is then finished from a fresh one', async () => {
+      const { pool, server, participant } = setup();
+      const branch = await participant.begin(XID);
+      await branch.prepare();
+      branch.release();
+      branch.release();
+      expect(pool.conns[0]?.ends).toEqual(['destroy']);
+      expect(await branch.commitPrepared()).toBe('done');
+      expect(pool.conns[1]?.sent).toEqual([`XA COMMIT ${X}`]);
+      expect(server.prepared.size).toBe(0);
+    });
+
+    it('release(false) of an active branch still destroys the connection', async () => {
+      const { pool, participant } = setup();
+      const branch = await participant.begin(XID);
+      branch.release(false);
+      expect(pool.conns[0]?.ends).toEqual(['destroy']);
+      await expect(branch.prepare()).rejects.toMatchObject({ code: 'TXC_PREPARE_FAILED' });
+    });
+  });
+
+  it('serializes concurrent statements on one branch', async () => {
+    const { pool, server, participant } = setup();
+    let releaseFirst: () => void = () => {};
+    server.handlers.push((sql) => (sql === 'slow' ? new Promise((resolve) => (releaseFirst = () => resolve([]))) : undefined));
+    const branch = await participant.begin(XID);
+    const first = branch.query('slow');
+    const second = branch.query('fast');
+    await new Promise((r) => setTimeout(r, 5));
+    expect(pool.conns[0]?.sent.slice(2)).toEqual(['slow']);
+    releaseFirst();
+    await Promise.all([first, second]);
+    expect(pool.conns[0]?.sent.slice(2)).toEqual(['slow', 'fast']);
+  });
+
+  describe('participant-level operations', () => {
+    it('resolves by xid: unknown (1397), rolled-back (1402/1613/1614 on commit), done on rollback of a rolled-back branch', async () => {
+      const { server, participant } = setup();
+      expect(await participant.commitPrepared(XID)).toBe('unknown');
+      expect(await participant.rollbackPrepared(XID)).toBe('unknown');
+      for (const errno of [1402, 1613, 1614]) {
+        server.handlers = [(sql) => (sql.startsWith('XA ') ? myError(errno) : undefined)];
+        expect(await participant.commitPrepared(XID)).toBe('rolled-back');
+        expect(await participant.rollbackPrepared(XID)).toBe('done');
+      }
+    });
+
+    it('throws retryable on a lost connection (and destroys it), not retryable on XAER_RMFAIL', async () => {
+      const { pool, server, participant } = setup();
+      server.handlers = [(sql) => (sql.startsWith('XA COMMIT') ? myError(undefined, 'PROTOCOL_CONNECTION_LOST', true) : undefined)];
+      await expect(participant.commitPrepared(XID)).rejects.toMatchObject({ code: 'TXC_PARTICIPANT_UNAVAILABLE', retryable: true });
+      expect(pool.conns.at(-1)?.ends).toEqual(['destroy']);
+      server.handlers = [(sql) => (sql.startsWith('XA COMMIT') ? myError(1399, 'ER_XAER_RMFAIL') : undefined)];
+      await expect(participant.commitPrepared(XID)).rejects.toMatchObject({ retryable: false, details: { errno: 1399 } });
+      expect(pool.conns.at(-1)?.ends).toEqual(['release']);
+    });
+
+    it('listInDoubt keeps only txcoord xids', async () => {
+      const { server, participant } = setup();
+      server.handlers.push((sql) =>
+        sql === 'XA RECOVER'
+          ? [
+              { formatID: 1415070513, gtrid_length: GTRID.length, bqual_length: 2, data: Buffer.from(`${GTRID}b0`) },
+              { formatID: 1, gtrid_length: 3, bqual_length: 0, data: Buffer.from('foo') },
+              { formatID: 1415070513, gtrid_length: 4, bqual_length: 2, data: Buffer.from('txc1b0') },
+            ]
+          : undefined,
+      );
+      expect(await participant.listInDoubt()).toEqual([XID]);
+    });
+
+    it('access denied to XA RECOVER is TXC_XA_RECOVER_DENIED in listInDoubt and preflight', async () => {
+      const { server, participant } = setup();
+      server.handlers.push((sql) => {
+        if (sql === 'XA RECOVER') return myError(1227, 'ER_SPECIFIC_ACCESS_DENIED_ERROR');
+        if (sql.includes('information_schema.engines')) return [{ support: 'DEFAULT' }];
+        return undefined;
+      });
+      await expect(participant.listInDoubt()).rejects.toMatchObject({ code: 'TXC_XA_RECOVER_DENIED' });
+      await expect(participant.preflight()).rejects.toMatchObject({ code: 'TXC_XA_RECOVER_DENIED' });
+    });
+
+    it('preflight passes with InnoDB and XA RECOVER, fails without InnoDB or server', async () => {
+      const { pool, server, participant } = setup();
+      let support = 'YES';
+      server.handlers.push((sql) => (sql.includes('information_schema.engines') ? [{ support }] : undefined));
+      await participant.preflight();
+      support = 'NO';
+      await expect(participant.preflight()).rejects.toMatchObject({ code: 'TXC_PARTICIPANT_UNAVAILABLE' });
+      pool.connectError = myError(-111, 'ECONNREFUSED', true);
+      await expect(participant.preflight()).rejects.toMatchObject({ code: 'TXC_PARTICIPANT_UNAVAILABLE', retryable: true });
+    });
+
+    it('a failed XA START destroys the connection', async () => {
+      const { pool, server, participant } = setup();
+      server.handlers.push((sql) => (sql.startsWith('XA START') ? myError(1440, 'ER_XAER_DUPID') : undefined));
+      await expect(participant.begin(XID)).rejects.toMatchObject({ code: 'TXC_PARTICIPANT_UNAVAILABLE', details: { errno: 1440 } });
+      expect(pool.conns[0]?.ends).toEqual(['destroy']);
+    });
+
+    it('times out waiting for a connection with TXC_POOL_TIMEOUT, and hands a late one straight back', async () => {
+      const { pool, participant } = setup(20);
+      let open: () => void = () => {};
+      pool.gate = new Promise((resolve) => (open = resolve));
+      await expect(participant.begin(XID)).rejects.toMatchObject({ code: 'TXC_POOL_TIMEOUT', retryable: true });
+      open();
+      await new Promise((r) => setTimeout(r, 5));
+      expect(pool.conns[0]?.sent).toEqual([]);
+      expect(pool.conns[0]?.ends).toEqual(['release']);
+    });
+
+    it('has no localStatus', () => {
+      const participant: Participant = setup().participant;
+      expect(participant.localStatus).toBeUndefined();
+    });
+  });
+});
+
+describe('classifyMysqlError', () => {
+  it.each([
+    [1397, 'unknown-xid', false],
+    [1402, 'rolled-back', true],
+    [1613, 'rolled-back', true],
+    [1614, 'rolled-back', true],
+    [1213, 'deadlock', true],
+    [1205, 'transient', true],
+    [1399, 'xa-state', false],
+    [1227, 'access-denied', false],
+    [1044, 'access-denied', false],
+    [1927, 'connection', true],
+    [1062, 'refused', false],
+  ])('errno %i is %s', (errno, kind, retryable) => {
+    expect(classifyMysqlError(myError(errno))).toMatchObject({ kind, errno, retryable });
+  });
+
+  it('classifies client-side failures by code and the fatal flag, ignoring negative errnos', () => {
+    expect(classifyMysqlError(myError(-111, 'ECONNREFUSED', true))).toEqual({ kind: 'connection', code: 'ECONNREFUSED', retryable: true });
+    expect(classifyMysqlError(myError(undefined, 'PROTOCOL_CONNECTION_LOST', true))).toMatchObject({ kind: 'connection' });
+    expect(classifyMysqlError(Object.assign(new Error("Can't add new command when connection is in closed state"), { fatal: true }))).toMatchObject({
+      kind: 'connection',
+    });
+    // A fatal handshake error with a known errno keeps its meaning (bad credentials are not retryable).
+    expect(classifyMysqlError(myError(1045, 'ER_ACCESS_DENIED_ERROR', true))).toMatchObject({ kind: 'access-denied', retryable: false });
+    expect(classifyMysqlError(new TypeError('bad parameter'))).toEqual({ kind: 'refused', retryable: false });
+  });
+});
