@@ -1,0 +1,249 @@
+import type { Logger } from 'pino';
+import { TxcError } from '../../coordinator/errors.js';
+import { fromPgGid, type Xid } from '../../coordinator/xid.js';
+import type { Branch, Capabilities, LocalTxStatus, Participant, ResolveResult } from '../participant.js';
+import { PgliteBranch } from './branch.js';
+import type { PgliteDriver, PgliteOpener } from './driver.js';
+import { classifyPgliteError, fact, poolTimeout, queryFailed, recoveryRequired, unavailable } from './errors.js';
+import { ConnectionLock, type Lease } from './lock.js';
+import * as sql from './sql.js';
+
+/** Everything a {@link PgliteParticipant} needs, validated by the factory. */
+export interface PgliteParticipantOptions {
+  readonly name: string;
+  readonly dataDir: string;
+  readonly maxPreparedTransactions: number;
+  readonly acquireTimeoutMs: number;
+  readonly logger: Logger;
+  /** Opens the instance; the real one is `openPglite`, unit tests pass a fake. */
+  readonly open: PgliteOpener;
+}
+
+/** Prepared transactions found in the database: all of them block new work. */
+interface PreparedCount {
+  readonly total: number;
+  /** Gids that are not txcoord's, which recovery will never resolve. */
+  readonly foreign: number;
+}
+
+const NONE: PreparedCount = { total: 0, foreign: 0 };
+
+const STATUS: ReadonlyMap<unknown, LocalTxStatus> = new Map([
+  ['committed', 'committed'],
+  ['aborted', 'aborted'],
+  ['in progress', 'in-progress'],
+]);
+
+/**
+ * An embedded PostgreSQL (PGlite) participant. The instance opens lazily, once, on first use;
+ * every operation, recovery included, holds the single connection's FIFO lock; while any
+ * prepared transaction exists (found at open, or left by a released branch) `begin` refuses
+ * with TXC_RECOVERY_REQUIRED, because a statement waiting for such a transaction's lock would
+ * spin forever inside WASM.
+ */
+export class PgliteParticipant implements Participant {
+  readonly name: string;
+  readonly driver = 'pglite';
+  readonly capabilities: Capabilities = { twoPhase: true };
+  readonly #options: PgliteParticipantOptions;
+  readonly #lock = new ConnectionLock();
+  #opening: Promise<PgliteDriver> | undefined;
+  #closing: Promise<void> | undefined;
+  #prepared: PreparedCount = NONE;
+
+  /** Opens nothing yet: see {@link preflight}. */
+  constructor(options: PgliteParticipantOptions) {
+    this.name = options.name;
+    this.#options = options;
+  }
+
+  /** Opens the instance (first use pays PGlite's start) and checks 2PC is enabled. */
+  async preflight(): Promise<void> {
+    const max = await this.#withConnection(async (driver) => {
+      const row = (await this.#run(driver, sql.SHOW_MAX_PREPARED)).rows[0];
+      return Number(row?.['max_prepared_transactions']);
+    });
+    if (!(max > 0)) {
+      throw new TxcError(
+        'TXC_PREPARED_TRANSACTIONS_DISABLED',
+        fact(this.name, `started with max_prepared_transactions = ${max}; set maxPreparedTransactions to at least 1`),
+        { details: { participant: this.name } },
+      );
+    }
+    if (this.#prepared.total > 0) {
+      const { total: prepared } = this.#prepared;
+      this.#options.logger.warn({ participant: this.name, prepared }, 'PGlite holds prepared transactions: recovery required');
+    }
+  }
+
+  /** Takes the connection (waiting up to acquireTimeoutMs) and runs BEGIN. */
+  async begin(xid: Xid): Promise<Branch> {
+    const driver = await this.#driver();
+    const lease = await this.#acquire();
+    try {
+      if (this.#prepared.total > 0) throw recoveryRequired(this.name, this.#prepared.total, this.#prepared.foreign);
+      if (driver.isInTransaction()) {
+        // Should never happen (branches roll back before releasing), but starting inside
+        // someone else's transaction would silently merge the two.
+        this.#options.logger.error({ participant: this.name }, 'PGlite connection left inside a transaction; rolling back');
+        await this.#run(driver, sql.ROLLBACK);
+      }
+      await this.#run(driver, sql.BEGIN);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    const leftPrepared = () => this.#leftPrepared();
+    return new PgliteBranch(xid, { participant: this.name, driver, logger: this.#options.logger, leftPrepared }, lease);
+  }
+
+  /** Prepared branches whose gid is txcoord's; also refreshes the recovery-required state. */
+  async listInDoubt(): Promise<Xid[]> {
+    return this.#withConnection((driver) => this.#refreshPrepared(driver));
+  }
+
+  /** COMMIT PREPARED from recovery or a retry; an unknown gid is 'unknown'. */
+  async commitPrepared(xid: Xid): Promise<ResolveResult> {
+    return this.#resolve(sql.commitPrepared(xid));
+  }
+
+  /** ROLLBACK PREPARED from recovery or a retry; an unknown gid is 'unknown'. */
+  async rollbackPrepared(xid: Xid): Promise<ResolveResult> {
+    return this.#resolve(sql.rollbackPrepared(xid));
+  }
+
+  /** `pg_xact_status` of the id `prepare` returned; ids PostgreSQL cannot judge are 'unknown'. */
+  async localStatus(localTxId: string): Promise<LocalTxStatus> {
+    return this.#withConnection(async (driver) => {
+      let status: unknown;
+      try {
+        status = (await driver.query(sql.XACT_STATUS, [localTxId])).rows[0]?.['status'];
+      } catch (err) {
+        // 22023 (an id from the future, i.e. another database) and 22P02 (not an id): no verdict.
+        const state = classifyPgliteError(err).sqlState;
+        if (state === '22023' || state === '22P02') return 'unknown';
+        throw queryFailed(this.name, err);
+      }
+      return STATUS.get(status) ?? 'unknown';
+    });
+  }
+
+  /** Waits for the connection (up to acquireTimeoutMs, then closes anyway) and closes PGlite. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    const opening = this.#opening;
+    if (!opening) return;
+    const driver = await opening.catch(() => undefined);
+    if (!driver) return;
+    const lease = await this.#lock.acquire(this.#options.acquireTimeoutMs);
+    if (!lease) {
+      this.#options.logger.warn({ participant: this.name }, 'closing PGlite while a transaction still holds its connection');
+    }
+    try {
+      await driver.close();
+    } finally {
+      lease?.release();
+    }
+  }
+
+  async #resolve(statement: string): Promise<ResolveResult> {
+    return this.#withConnection(async (driver) => {
+      let result: ResolveResult = 'done';
+      try {
+        await driver.query(statement);
+      } catch (err) {
+        if (classifyPgliteError(err).kind !== 'unknown-xid') throw queryFailed(this.name, err);
+        result = 'unknown';
+      }
+      // Cheap re-check, only while gated: the last resolution re-opens `begin`.
+      if (this.#prepared.total > 0) await this.#refreshPrepared(driver);
+      return result;
+    });
+  }
+
+  /** Reads pg_prepared_xacts into the recovery-required state; returns txcoord's xids. */
+  async #refreshPrepared(driver: PgliteDriver): Promise<Xid[]> {
+    const rows = (await this.#run(driver, sql.LIST_PREPARED)).rows;
+    const xids: Xid[] = [];
+    for (const row of rows) {
+      const xid = typeof row['gid'] === 'string' ? fromPgGid(row['gid']) : undefined;
+      if (xid) xids.push(xid);
+    }
+    this.#prepared = { total: rows.length, foreign: rows.length - xids.length };
+    return xids;
+  }
+
+  #leftPrepared(): void {
+    // The exact count comes back with the next listInDoubt or resolution.
+    this.#prepared = { total: this.#prepared.total + 1, foreign: this.#prepared.foreign };
+  }
+
+  async #withConnection<T>(fn: (driver: PgliteDriver) => Promise<T>): Promise<T> {
+    const driver = await this.#driver();
+    const lease = await this.#acquire();
+    try {
+      return await fn(driver);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async #acquire(): Promise<Lease> {
+    const lease = await this.#lock.acquire(this.#options.acquireTimeoutMs);
+    if (!lease) throw poolTimeout(this.name, this.#options.acquireTimeoutMs);
+    if (this.#closing) {
+      lease.release();
+      throw unavailable(this.name, 'the participant is closed');
+    }
+    return lease;
+  }
+
+  /** The instance, opened once; concurrent first callers share the same open. */
+  #driver(): Promise<PgliteDriver> {
+    if (this.#closing) return Promise.reject(unavailable(this.name, 'the participant is closed'));
+    this.#opening ??= this.#open().catch((err: unknown) => {
+      // Let a later call try again (the directory may have been fixed).
+      this.#opening = undefined;
+      throw err;
+    });
+    return this.#opening;
+  }
+
+  async #open(): Promise<PgliteDriver> {
+    const { dataDir, maxPreparedTransactions, open, logger } = this.#options;
+    let driver: PgliteDriver;
+    try {
+      driver = await open({ dataDir, maxPreparedTransactions });
+    } catch (err) {
+      throw unavailable(
+        this.name,
+        `PGlite did not start on ${dataDir}, see cause (with prepared transactions pending, ` +
+          'maxPreparedTransactions must be at least their number)',
+        err,
+      );
+    }
+    try {
+      // Nobody else has the instance yet, so no lock is needed for this first look.
+      await this.#refreshPrepared(driver);
+    } catch (err) {
+      await driver.close().catch(() => undefined);
+      throw unavailable(this.name, 'could not read pg_prepared_xacts after opening', err);
+    }
+    if (this.#prepared.total > 0) {
+      logger.warn({ participant: this.name, ...this.#prepared }, 'PGlite opened with prepared transactions: begin waits for recovery');
+    }
+    return driver;
+  }
+
+  async #run(driver: PgliteDriver, statement: string): Promise<{ rows: Record<string, unknown>[] }> {
+    try {
+      return await driver.query(statement);
+    } catch (err) {
+      throw queryFailed(this.name, err);
+    }
+  }
+}
