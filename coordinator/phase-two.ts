@@ -49,14 +49,26 @@ export async function confirmFinished(rt: Runtime, record: CommitRecord, b: Bran
   return { kind: 'committed' };
 }
 
-/** Records heuristic outcomes (audit, never hidden) and the end record of a finished transaction. */
-export async function endCommitted(rt: Runtime, record: CommitRecord, heuristics: readonly HeuristicReport[]): Promise<void> {
+/**
+ * Records heuristic outcomes (forced: an audit fact, never hidden) and the end record of a
+ * finished transaction. The end record is not forced, and with `awaitEnd: false` not even
+ * waited for: losing it only makes recovery check the transaction once more, while waiting for
+ * it would put the next group-commit flush on every transaction's response time.
+ */
+export async function endCommitted(
+  rt: Runtime,
+  record: CommitRecord,
+  heuristics: readonly HeuristicReport[],
+  { awaitEnd = true }: { awaitEnd?: boolean } = {},
+): Promise<void> {
   for (const h of heuristics) {
     rt.logger.error({ txid: h.gtrid, participant: h.participant, bqual: h.bqual, expected: h.expected, actual: h.actual }, 'heuristic outcome: a branch did not reach the logged decision');
     await rt.log.append({ type: 'heuristic', ...h, at: rt.clock.now() }, true);
   }
   await rt.point('before-end', { gtrid: record.gtrid });
-  await rt.log.append({ type: 'end', gtrid: record.gtrid, at: rt.clock.now() }, false);
+  const end = rt.log.append({ type: 'end', gtrid: record.gtrid, at: rt.clock.now() }, false);
+  if (awaitEnd) await end;
+  else end.catch((err: unknown) => rt.logger.warn({ txid: record.gtrid, err }, 'end record not written; recovery will end the transaction'));
 }
 
 /**

@@ -240,7 +240,7 @@ export async function runTransaction<T>(
     });
     sm.to('committed');
     if (remaining.length === 0) {
-      await endCommitted(rt, record, heuristics);
+      await endCommitted(rt, record, heuristics, { awaitEnd: false });
       return done('2pc', value, writers);
     }
     handedToBackground = true;

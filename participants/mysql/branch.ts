@@ -23,6 +23,9 @@ type State =
   | 'in-doubt'
   | 'finished';
 
+// Statements that certainly count as writes; anything else may return rows while writing.
+const PLAIN_DML = /^\s*(insert|update|delete|replace)\b/i;
+
 /** One global transaction's work on one MySQL/MariaDB connection, pinned from XA START to XA COMMIT. */
 export class MysqlBranch implements Branch {
   private conn: MysqlConnection | undefined;
@@ -44,13 +47,15 @@ export class MysqlBranch implements Branch {
   };
 
   /**
-   * @param writeBaseline the session's write counters right after XA START, or undefined when
-   *   they could not be read (the branch then always counts as written).
+   * The session's write counters before the first statement that is not plain DML, read lazily:
+   * a transaction that starts by writing never pays for it. 'unreadable' when the server would
+   * not say (the branch then counts as written).
    */
+  private writeBaseline: number | 'unreadable' | undefined;
+
   constructor(
     readonly xid: Xid,
     conn: MysqlConnection,
-    private readonly writeBaseline: number | undefined,
     private readonly host: MysqlBranchHost,
   ) {
     this.conn = conn;
@@ -66,6 +71,10 @@ export class MysqlBranch implements Branch {
           details: { participant: this.host.name },
         });
       }
+      const plainDml = PLAIN_DML.test(sql);
+      // Only a statement that answers with rows can write unnoticed (a SELECT calling a writing
+      // function), so the counters are read once, before the first such statement.
+      if (!plainDml && !this.wrote && this.writeBaseline === undefined) this.writeBaseline = await this.readWriteCounters(conn);
       this.statements++;
       let result: unknown;
       try {
@@ -79,7 +88,8 @@ export class MysqlBranch implements Branch {
         });
       }
       const normalized = normalize(result);
-      if (normalized.wrote) this.wrote = true;
+      // DML counts as written even when it matched no rows or answered with rows (RETURNING): conservative.
+      if (normalized.wrote || plainDml) this.wrote = true;
       return { rows: normalized.rows, rowCount: normalized.rowCount };
     });
   }
@@ -96,11 +106,12 @@ export class MysqlBranch implements Branch {
       const conn = this.conn;
       if (this.state !== 'active' || this.ended || !conn || this.broken || this.rolledBack) return true;
       if (this.statements === 0) return false;
-      if (this.writeBaseline === undefined) return true;
+      const baseline = this.writeBaseline;
+      if (baseline === undefined || baseline === 'unreadable') return true;
       try {
         const [rows] = await conn.query(WRITE_COUNTERS);
         const now = sumWriteCounters(rows);
-        this.wrote = now === undefined || now !== this.writeBaseline;
+        this.wrote = now === undefined || now !== baseline;
         return this.wrote;
       } catch (err) {
         this.noteFailure(err);
@@ -369,6 +380,20 @@ export class MysqlBranch implements Branch {
 
   private details(c: MysqlErrorClass | undefined): Record<string, string | number | undefined> {
     return { participant: this.host.name, errno: c?.errno, code: c?.code };
+  }
+
+  /** The session's write counters, or 'unreadable' (then the branch counts as written). */
+  private async readWriteCounters(conn: MysqlConnection): Promise<number | 'unreadable'> {
+    try {
+      return sumWriteCounters((await conn.query(WRITE_COUNTERS))[0]) ?? 'unreadable';
+    } catch (err) {
+      const c = this.noteFailure(err);
+      if (c.kind === 'connection') {
+        throw new TxcError('TXC_QUERY_FAILED', `Lost the connection to ${this.host.name}`, { cause: err, retryable: true, details: this.details(c) });
+      }
+      this.host.logger.warn({ err, participant: this.host.name }, 'cannot read write counters; the branch will count as written');
+      return 'unreadable';
+    }
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -2,10 +2,10 @@ import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { fromMysqlRecoverRow, toMysqlXid, xidKey, type Xid } from '../../coordinator/xid.js';
 import type { Capabilities, Participant, ResolveResult } from '../participant.js';
-import { MysqlBranch, sumWriteCounters, type MysqlBranchHost } from './branch.js';
+import { MysqlBranch, type MysqlBranchHost } from './branch.js';
 import type { MysqlConnection, MysqlPool } from './driver.js';
 import { classifyMysqlError, type MysqlErrorClass } from './errors.js';
-import { INNODB_SUPPORT, WRITE_COUNTERS, XA_RECOVER, xaCommitSql, xaRollbackSql, xaStartSql } from './sql.js';
+import { INNODB_SUPPORT, XA_RECOVER, xaCommitSql, xaRollbackSql, xaStartSql } from './sql.js';
 
 /** Settings the participant needs besides its pool. */
 export interface MysqlParticipantOptions {
@@ -58,18 +58,7 @@ export class MysqlParticipant implements Participant {
       conn.destroy();
       throw this.unavailable('could not start an XA transaction', err, classifyMysqlError(err));
     }
-    let baseline: number | undefined;
-    try {
-      baseline = sumWriteCounters((await conn.query(WRITE_COUNTERS))[0]);
-    } catch (err) {
-      const c = classifyMysqlError(err);
-      if (c.kind === 'connection') {
-        conn.destroy();
-        throw this.unavailable('lost the connection after XA START', err, c);
-      }
-      this.options.logger.warn({ err, participant: this.name }, 'cannot read write counters; branches will count as written');
-    }
-    return new MysqlBranch(xid, conn, baseline, this.host);
+    return new MysqlBranch(xid, conn, this.host);
   }
 
   /** Prepared branches (XA RECOVER) whose xid is txcoord's. */

@@ -171,12 +171,23 @@ async function rejection(p: Promise<unknown>): Promise<TxcError> {
 }
 
 describe('MySQL participant (fake driver)', () => {
-  it('starts with XA START on a hex xid from toMysqlXid and reads the write counters', async () => {
+  it('starts with XA START on a hex xid from toMysqlXid, and reads the write counters only before a non-DML statement', async () => {
     const { pool, participant } = setup();
     const branch = await participant.begin(XID);
-    expect(pool.conns[0]?.sent).toEqual([`XA START ${X}`, COUNTERS]);
+    expect(pool.conns[0]?.sent).toEqual([`XA START ${X}`]);
     await branch.query('select * from t where id = ?', [1]);
-    expect(pool.conns[0]?.sent.at(-1)).toBe('select * from t where id = ?');
+    expect(pool.conns[0]?.sent).toEqual([`XA START ${X}`, COUNTERS, 'select * from t where id = ?']);
+    await branch.query('select 2');
+    expect(pool.conns[0]?.sent.filter((s) => s === COUNTERS)).toHaveLength(1);
+  });
+
+  it('never reads the write counters for a transaction that starts by writing', async () => {
+    const { pool, participant } = setup();
+    const branch = await participant.begin(XID);
+    await branch.query('  UPDATE t set v = 1');
+    await branch.query('select * from t');
+    expect(await branch.hasWritten()).toBe(true);
+    expect(pool.conns[0]?.sent).not.toContain(COUNTERS);
   });
 
   it('normalizes results: rows for SELECT, affected rows for DML', async () => {
@@ -249,7 +260,7 @@ describe('MySQL participant (fake driver)', () => {
     expect(err.retryable).toBe(true);
     expect(err.cause).toBe(deadlock);
     const conn = pool.conns[0] as FakeConnection;
-    expect(conn.sent.slice(2)).toEqual(['update t set v = 1', `XA END ${X}`, `XA ROLLBACK ${X}`]);
+    expect(conn.sent.slice(1)).toEqual(['update t set v = 1', `XA END ${X}`, `XA ROLLBACK ${X}`]);
     expect(conn.ends).toEqual(['release']);
   });
 
@@ -284,7 +295,7 @@ describe('MySQL participant (fake driver)', () => {
       const { pool, participant } = setup();
       const branch = await participant.begin(XID);
       await branch.commitOnePhase();
-      expect(pool.conns[0]?.sent.slice(2)).toEqual([`XA END ${X}`, `XA COMMIT ${X} ONE PHASE`]);
+      expect(pool.conns[0]?.sent.slice(1)).toEqual([`XA END ${X}`, `XA COMMIT ${X} ONE PHASE`]);
       expect(pool.conns[0]?.ends).toEqual(['release']);
     });
 
@@ -317,7 +328,7 @@ describe('MySQL participant (fake driver)', () => {
       const { pool, participant } = setup();
       const branch = await participant.begin(XID);
       expect(await branch.hasWritten()).toBe(false);
-      expect(pool.conns[0]?.sent).toHaveLength(2);
+      expect(pool.conns[0]?.sent).toHaveLength(1);
     });
 
     it('true without a round trip after any OK packet', async () => {
@@ -329,7 +340,7 @@ describe('MySQL participant (fake driver)', () => {
       expect(pool.conns[0]?.sent.filter((s) => s === COUNTERS)).toHaveLength(1);
     });
 
-    it('after SELECTs only, compares the write counters with their value at XA START', async () => {
+    it('after SELECTs only, compares the write counters with their value before the first SELECT', async () => {
       const { pool, server, participant } = setup();
       server.handlers.push((sql, _v, conn) => (sql === 'select writes_something()' ? (conn.writes++, [{ w: 1 }]) : undefined));
       const branch = await participant.begin(XID);
@@ -340,7 +351,7 @@ describe('MySQL participant (fake driver)', () => {
       expect(pool.conns[0]?.sent.filter((s) => s === COUNTERS)).toHaveLength(3);
     });
 
-    it('true when the counters could not be read at XA START', async () => {
+    it('true when the counters could not be read', async () => {
       const { server, participant } = setup();
       server.handlers.push((sql) => (sql === COUNTERS ? myError(1227, 'ER_SPECIFIC_ACCESS_DENIED_ERROR') : undefined));
       const branch = await participant.begin(XID);
@@ -356,7 +367,7 @@ describe('MySQL participant (fake driver)', () => {
       server.handlers.push((sql, _v, conn) => (sql === `XA END ${X}` ? ((conn.xa!.state = 'IDLE'), myError(1399, 'ER_XAER_RMFAIL')) : undefined));
       await branch.rollback();
       await branch.rollback();
-      expect(pool.conns[0]?.sent.slice(2)).toEqual([`XA END ${X}`, `XA ROLLBACK ${X}`]);
+      expect(pool.conns[0]?.sent.slice(1)).toEqual([`XA END ${X}`, `XA ROLLBACK ${X}`]);
       expect(pool.conns[0]?.ends).toEqual(['release']);
     });
 
