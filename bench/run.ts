@@ -1,0 +1,52 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { runLogBench } from './log-bench.js';
+import { runTransferBench, type TransferCell } from './transfer-bench.js';
+
+/**
+ * `npm run bench`: the transfer benchmark (two local commits vs hand-written 2PC vs txcoord) and
+ * the log micro-benchmark, as ratios against baselines measured in the same run.
+ * Environment: TXCOORD_PG_URL, TXCOORD_MYSQL_URL, BENCH_SECONDS (per cell, default 5).
+ */
+async function main(): Promise<void> {
+  const seconds = Number(process.env['BENCH_SECONDS'] ?? 5);
+  const pgUrl = process.env['TXCOORD_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const mysqlUrl = process.env['TXCOORD_MYSQL_URL'] ?? 'mysql://root@127.0.0.1:3306/test';
+  const out = (s = '') => process.stdout.write(`${s}\n`);
+  out(`# txcoord benchmark — ${new Date().toISOString()}`);
+  out(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; ${seconds} s per cell`);
+  out();
+  out('## Atomic transfer: debit PostgreSQL, credit MariaDB');
+  const cells = await runTransferBench({ pgUrl, mysqlUrl, concurrencies: [1, 16, 64], seconds });
+  out('| concurrency | mode | tps | p50 ms | p99 ms | errors |');
+  out('|---:|---|---:|---:|---:|---:|');
+  for (const c of cells) {
+    const codes = Object.entries(c.errorCodes).map(([k, v]) => `${k}×${v}`).join(' ');
+    out(`| ${c.concurrency} | ${c.mode} | ${c.tps.toFixed(0)} | ${c.p50Ms.toFixed(2)} | ${c.p99Ms.toFixed(2)} | ${c.errors}${codes ? ` (${codes})` : ''} |`);
+  }
+  out();
+  out('| concurrency | txcoord / hand-2pc | txcoord / local-commits | hand-2pc / local-commits |');
+  out('|---:|---:|---:|---:|');
+  const tps = (conc: number, mode: TransferCell['mode']) => cells.find((c) => c.concurrency === conc && c.mode === mode)?.tps ?? NaN;
+  for (const conc of [1, 16, 64]) {
+    const [a, b, c] = [tps(conc, 'local-commits'), tps(conc, 'hand-2pc'), tps(conc, 'txcoord')];
+    out(`| ${conc} | ${(c / b).toFixed(2)} | ${(c / a).toFixed(2)} | ${(b / a).toFixed(2)} |`);
+  }
+  out();
+  out('## Decision log: group commit vs one fdatasync per record (forced commit records)');
+  const dir = await mkdtemp(join(tmpdir(), 'txc-logbench-'));
+  try {
+    const rows = await runLogBench({ dir, appenders: [1, 16, 256], seconds: Math.min(seconds, 3) });
+    out('| appenders | group commit rec/s | fsync per record rec/s | ratio |');
+    out('|---:|---:|---:|---:|');
+    for (const r of rows) out(`| ${r.appenders} | ${r.groupCommitRps.toFixed(0)} | ${r.perRecordFsyncRps.toFixed(0)} | ${r.ratio.toFixed(1)}x |`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
