@@ -1,3 +1,5 @@
+import { SOCKET_ERROR_CODES } from '../socket-errors.js';
+
 /**
  * What a mysql2 error means for the adapter, decided by code only: the server's `errno`, the
  * Node or mysql2 `code`, and mysql2's `fatal` flag (the connection is unusable). Message text is
@@ -64,21 +66,6 @@ const KIND_BY_ERRNO: ReadonlyMap<number, MysqlErrorKind> = new Map<number, Mysql
 
 const RETRYABLE_KINDS: ReadonlySet<MysqlErrorKind> = new Set(['connection', 'rolled-back', 'deadlock', 'transient']);
 
-const SOCKET_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ERR_SOCKET_CLOSED',
-  'ERR_STREAM_DESTROYED',
-  'ERR_STREAM_PREMATURE_CLOSE',
-  'ERR_STREAM_WRITE_AFTER_END',
-]);
 
 /** Classifies an error thrown by mysql2 (or by a fake that mimics it). */
 export function classifyMysqlError(err: unknown): MysqlErrorClass {
@@ -89,7 +76,7 @@ export function classifyMysqlError(err: unknown): MysqlErrorClass {
   const known = errno === undefined ? undefined : KIND_BY_ERRNO.get(errno);
   let kind: MysqlErrorKind;
   if (known) kind = known;
-  else if (e.fatal === true || (code !== undefined && (SOCKET_CODES.has(code) || code.startsWith('PROTOCOL_')))) kind = 'connection';
+  else if (e.fatal === true || (code !== undefined && (SOCKET_ERROR_CODES.has(code) || code.startsWith('PROTOCOL_')))) kind = 'connection';
   else kind = 'refused';
   return {
     kind,

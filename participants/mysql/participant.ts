@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
+import { acquireWithTimeout } from '../acquire-with-timeout.js';
 import { fromMysqlRecoverRow, toMysqlXid, xidKey, type Xid } from '../../coordinator/xid.js';
 import type { Capabilities, Participant, ResolveResult } from '../participant.js';
 import { MysqlBranch, type MysqlBranchHost } from './branch.js';
@@ -140,35 +141,12 @@ export class MysqlParticipant implements Participant {
     if (this.closing) {
       return Promise.reject(new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `Participant ${this.name} is closed`, { details: { participant: this.name } }));
     }
-    const { acquireTimeoutMs } = this.options;
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const timer = setTimeout(() => {
-        settled = true;
-        reject(
-          new TxcError('TXC_POOL_TIMEOUT', `Participant ${this.name} had no free connection within ${acquireTimeoutMs} ms`, {
-            retryable: true,
-            details: { participant: this.name, acquireTimeoutMs },
-          }),
-        );
-      }, acquireTimeoutMs);
-      this.pool.getConnection().then(
-        (conn) => {
-          if (settled) {
-            conn.release(); // arrived after we gave up: hand it straight back
-            return;
-          }
-          settled = true;
-          clearTimeout(timer);
-          resolve(conn);
-        },
-        (err: unknown) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          reject(this.unavailable('could not connect', err, classifyMysqlError(err)));
-        },
-      );
+    return acquireWithTimeout<MysqlConnection>({
+      participant: this.name,
+      acquireTimeoutMs: this.options.acquireTimeoutMs,
+      connect: () => this.pool.getConnection(),
+      giveBack: (conn) => conn.release(),
+      onError: (err) => this.unavailable('could not connect', err, classifyMysqlError(err)),
     });
   }
 

@@ -1,3 +1,5 @@
+import { SOCKET_ERROR_CODES } from '../socket-errors.js';
+
 /**
  * What a node-postgres error means for the adapter, decided by code only: SQLSTATE for server
  * errors, the Node errno code for socket errors. Message text is never read.
@@ -25,21 +27,6 @@ export interface PgErrorClass {
   readonly retryable: boolean;
 }
 
-const SOCKET_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ERR_SOCKET_CLOSED',
-  'ERR_STREAM_DESTROYED',
-  'ERR_STREAM_PREMATURE_CLOSE',
-  'ERR_STREAM_WRITE_AFTER_END',
-]);
 
 // Server errors after which the server closes the session (admin shutdown, crash shutdown,
 // cannot connect now, idle-session timeouts).
@@ -53,7 +40,7 @@ const SQLSTATE = /^[0-9A-Z]{5}$/;
 export function classifyPgError(err: unknown): PgErrorClass {
   const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
   // Socket codes first: EPIPE has the shape of a SQLSTATE.
-  if (typeof code === 'string' && SOCKET_CODES.has(code)) return { kind: 'connection', code, retryable: true };
+  if (typeof code === 'string' && SOCKET_ERROR_CODES.has(code)) return { kind: 'connection', code, retryable: true };
   if (typeof code === 'string' && SQLSTATE.test(code)) {
     const sqlState = code;
     if (sqlState.startsWith('08') || FATAL_SQLSTATES.has(sqlState)) {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
+import { acquireWithTimeout } from '../acquire-with-timeout.js';
 import { fromPgGid, toPgGid, xidKey, type Xid } from '../../coordinator/xid.js';
 import type { Capabilities, LocalTxStatus, Participant, ResolveResult } from '../participant.js';
 import { PostgresBranch, type PostgresBranchHost } from './branch.js';
@@ -159,35 +160,12 @@ export class PostgresParticipant implements Participant {
     if (this.closing) {
       return Promise.reject(new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `Participant ${this.name} is closed`, { details: { participant: this.name } }));
     }
-    const { acquireTimeoutMs } = this.options;
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const timer = setTimeout(() => {
-        settled = true;
-        reject(
-          new TxcError('TXC_POOL_TIMEOUT', `Participant ${this.name} had no free connection within ${acquireTimeoutMs} ms`, {
-            retryable: true,
-            details: { participant: this.name, acquireTimeoutMs },
-          }),
-        );
-      }, acquireTimeoutMs);
-      this.pool.connect().then(
-        (client) => {
-          if (settled) {
-            client.release(); // arrived after we gave up: hand it straight back
-            return;
-          }
-          settled = true;
-          clearTimeout(timer);
-          resolve(client);
-        },
-        (err: unknown) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          reject(this.unavailable('could not connect', err, classifyPgError(err)));
-        },
-      );
+    return acquireWithTimeout<PgClient>({
+      participant: this.name,
+      acquireTimeoutMs: this.options.acquireTimeoutMs,
+      connect: () => this.pool.connect(),
+      giveBack: (client) => client.release(),
+      onError: (err) => this.unavailable('could not connect', err, classifyPgError(err)),
     });
   }
 
