@@ -33,5 +33,6 @@ export type {
   PoolConfig,
 } from './participants/participant-config.js';
 export type { Xid } from './coordinator/xid.js';
+export type { CoordinatorStats } from './coordinator/stats.js';
 export type { LogConfig, FileLogConfig, MemoryLogConfig, DecisionLog } from './log/decision-log.js';
 export type { LogRecord, CommitRecord, EndRecord, HeuristicRecord, BranchRecord } from './log/log-record.js';

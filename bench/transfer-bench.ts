@@ -9,7 +9,7 @@ import { branchXid, newGtrid, toMysqlXid, toPgGid } from '../coordinator/xid.js'
 
 /** One measured cell: a way of doing the transfer at one concurrency. */
 export interface TransferCell {
-  readonly mode: 'local-commits' | 'hand-2pc' | 'txcoord';
+  readonly mode: 'local-commits' | 'hand-2pc' | 'hand-2pc-seq' | 'txcoord';
   readonly concurrency: number;
   readonly tps: number;
   readonly p50Ms: number;
@@ -27,6 +27,8 @@ export interface TransferBenchOptions {
   readonly seconds: number;
   /** Rows per table: many rows keep lock contention out of the comparison. */
   readonly rows?: number;
+  /** Interleaved rounds per cell; the median round is reported (this VM's noise is ±30%). Default 3. */
+  readonly rounds?: number;
 }
 
 type Transfer = (from: number, to: number, amount: number) => Promise<void>;
@@ -139,6 +141,35 @@ function handTwoPhase(pgPool: pg.Pool, my: mysql.Pool): Transfer {
   };
 }
 
+/**
+ * (b') The straightforward hand-written 2PC: each step awaited in turn (work, prepare, commit on
+ * one database, then the other). A reference point, not the target's baseline.
+ */
+function handTwoPhaseSequential(pgPool: pg.Pool, my: mysql.Pool): Transfer {
+  return async (from, to, amount) => {
+    const gtrid = newGtrid('bench');
+    const pgGid = toPgGid(branchXid(gtrid, 0));
+    const myXid = toMysqlXid(branchXid(gtrid, 1));
+    const pc = await pgPool.connect();
+    const mc = await my.getConnection();
+    try {
+      await pc.query('BEGIN');
+      await pc.query(`update ${TABLE} set balance = balance - $1 where id = $2`, [amount, from]);
+      await mc.query(`XA START ${myXid}`);
+      await mc.query(`update ${TABLE} set balance = balance + ? where id = ?`, [amount, to]);
+      const r = await pc.query(`PREPARE TRANSACTION '${pgGid}'`);
+      if (r.command !== 'PREPARE') throw new Error('prepare failed');
+      await mc.query(`XA END ${myXid}`);
+      await mc.query(`XA PREPARE ${myXid}`);
+      await pc.query(`COMMIT PREPARED '${pgGid}'`);
+      await mc.query(`XA COMMIT ${myXid}`);
+    } finally {
+      pc.release();
+      mc.release();
+    }
+  };
+}
+
 /** A way of doing the transfer, with its own connections (so modes never compete for server connections). */
 interface Contender {
   readonly transfer: Transfer;
@@ -188,10 +219,14 @@ const CONTENDERS: Record<TransferCell['mode'], (opts: TransferBenchOptions, max:
     const p = pools(opts, max);
     return { transfer: handTwoPhase(p.pgPool, p.my), close: p.close };
   },
+  'hand-2pc-seq': async (opts, max) => {
+    const p = pools(opts, max);
+    return { transfer: handTwoPhaseSequential(p.pgPool, p.my), close: p.close };
+  },
   txcoord: txcoordContender,
 };
 
-/** Runs (a), (b) and txcoord at each concurrency against the same tables, in one process, interleaved. */
+/** Runs the baselines and txcoord at each concurrency against the same tables, in one process, interleaved. */
 export async function runTransferBench(opts: TransferBenchOptions): Promise<TransferCell[]> {
   const rows = opts.rows ?? 10_000;
   const setup = pools(opts, 2);
@@ -201,15 +236,26 @@ export async function runTransferBench(opts: TransferBenchOptions): Promise<Tran
     await setup.close();
   }
   const cells: TransferCell[] = [];
+  const modes = Object.keys(CONTENDERS) as TransferCell['mode'][];
   for (const concurrency of opts.concurrencies) {
-    for (const mode of Object.keys(CONTENDERS) as TransferCell['mode'][]) {
-      const contender = await CONTENDERS[mode](opts, concurrency);
-      try {
-        await measure(contender.transfer, concurrency, Math.min(1, opts.seconds), rows); // warm-up: connections, plans
-        cells.push({ mode, concurrency, ...(await measure(contender.transfer, concurrency, opts.seconds, rows)) });
-      } finally {
-        await contender.close();
+    const rounds = new Map<TransferCell['mode'], Omit<TransferCell, 'mode' | 'concurrency'>[]>();
+    for (let round = 0; round < (opts.rounds ?? 3); round++) {
+      // Modes alternate within each round, so drift in the machine's speed hits them all alike.
+      for (const mode of modes) {
+        const contender = await CONTENDERS[mode](opts, concurrency);
+        try {
+          await measure(contender.transfer, concurrency, Math.min(1, opts.seconds), rows); // warm-up: connections, plans
+          const r = await measure(contender.transfer, concurrency, opts.seconds, rows);
+          rounds.set(mode, [...(rounds.get(mode) ?? []), r]);
+        } finally {
+          await contender.close();
+        }
       }
+    }
+    for (const mode of modes) {
+      const sorted = [...(rounds.get(mode) ?? [])].sort((a, b) => a.tps - b.tps);
+      const median = sorted[Math.floor(sorted.length / 2)];
+      if (median) cells.push({ mode, concurrency, ...median });
     }
   }
   return cells;

@@ -9,6 +9,7 @@ import { TxcError } from './errors.js';
 import { createDefaultLogger } from './logger.js';
 import { listInDoubt, recoverOnce } from './recovery.js';
 import { runTransaction, type BackgroundWork } from './run-transaction.js';
+import { createStatsCounters, snapshotStats } from './stats.js';
 import type { Runtime } from './runtime.js';
 import type { Coordinator, CoordinatorHooks, CreateCoordinatorOptions, RecoveryReport } from './types.js';
 
@@ -70,6 +71,7 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
     prepareTimeoutMs: config.prepareTimeoutMs ?? 30_000,
     host: hostname(),
     pid: process.pid,
+    stats: createStatsCounters(),
     point: hook ? async (point, info) => hook(point, info) : async () => undefined,
   };
 
@@ -127,6 +129,7 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
       if (closed) return Promise.reject(new TxcError('TXC_COORDINATOR_CLOSED'));
       return recover(opts);
     },
+    stats: () => snapshotStats(rt.stats, rt.inFlight.size),
     async inDoubt() {
       if (closed) throw new TxcError('TXC_COORDINATOR_CLOSED');
       const { branches, failures } = await listInDoubt(rt);

@@ -3,7 +3,7 @@
  * message says what to do; driver errors travel as `cause`, never parsed by message text.
  */
 export const ERROR_CODES = {
-  TXC_CONFIG_INVALID: 'The configuration is invalid: fix the named field and start again.',
+  TXC_CONFIG_INVALID: 'The configuration is invalid: fix what is named above and start again.',
   TXC_ID_INVALID:
     'An identifier is invalid: coordinator ids and participant names use 1-24 (ids) or 1-48 (names) characters of A-Z a-z 0-9 _ -.',
   TXC_LOG_CORRUPT:

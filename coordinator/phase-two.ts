@@ -62,6 +62,7 @@ export async function endCommitted(
   { awaitEnd = true }: { awaitEnd?: boolean } = {},
 ): Promise<void> {
   for (const h of heuristics) {
+    rt.stats.heuristic++;
     rt.logger.error({ txid: h.gtrid, participant: h.participant, bqual: h.bqual, expected: h.expected, actual: h.actual }, 'heuristic outcome: a branch did not reach the logged decision');
     await rt.log.append({ type: 'heuristic', ...h, at: rt.clock.now() }, true);
   }
@@ -92,6 +93,7 @@ export async function retryPhaseTwo(
     }
     await sleep(rt.clock, backoffDelay(attempt, rt.backoff, rt.random), signal);
     if (signal.aborted) continue;
+    rt.stats.phaseTwoRetries += left.length;
     const outcomes = await Promise.all(left.map((b) => commitBranch(rt, record, b)));
     const next: BranchRecord[] = [];
     outcomes.forEach((o, i) => {

@@ -134,6 +134,8 @@ export async function recoverOnce(rt: Runtime, options: RecoverOptions = {}): Pr
   }
 
   const report: RecoveryReport = { committed: committedCount, rolledBack, ended, heuristic, remaining, failures };
+  rt.stats.recovered.committed += committedCount;
+  rt.stats.recovered.rolledBack += rolledBack;
   if (committedCount || rolledBack || heuristic.length || failures.length) {
     rt.logger.info({ committed: committedCount, rolledBack, ended, heuristic: heuristic.length, remaining: remaining.length, failures }, 'recovery pass');
   }

@@ -122,6 +122,7 @@ export async function runTransaction<T>(
   rt.inFlight.add(gtrid);
   let handedToBackground = false;
   const done = (mode: TransactionResult<T>['mode'], value: T, writers: readonly BranchEntry[], phaseTwoPending = false): TransactionResult<T> => {
+    rt.stats.committed[mode]++;
     log.info({ mode, participants: writers.map((w) => w.name), ms: rt.clock.now() - startedAt, phaseTwoPending }, 'transaction committed');
     return { id: gtrid, outcome: 'committed', mode, value, participants: writers.map((w) => w.name), phaseTwoPending };
   };
@@ -129,6 +130,7 @@ export async function runTransaction<T>(
     sm.to('aborting');
     await abortBranches(rt, background, entries, log);
     sm.to('aborted');
+    rt.stats.rolledBack++;
     log.warn({ err, ms: rt.clock.now() - startedAt }, 'transaction rolled back');
     throw err;
   };
@@ -167,7 +169,10 @@ export async function runTransaction<T>(
         writer.state = 'finished';
       } catch (err) {
         writer.state = 'finished';
-        sm.to(TxcError.is(err, 'TXC_OUTCOME_UNKNOWN') ? 'unknown' : 'aborted');
+        const unknown = TxcError.is(err, 'TXC_OUTCOME_UNKNOWN');
+        sm.to(unknown ? 'unknown' : 'aborted');
+        if (unknown) rt.stats.outcomeUnknown++;
+        else rt.stats.rolledBack++;
         log.warn({ err }, 'one-phase commit failed');
         throw err;
       }
@@ -212,6 +217,7 @@ export async function runTransaction<T>(
       // The record may be on disk after all: a rollback now could contradict a decision that
       // recovery later reads. Leave the branches prepared; recovery with the reopened log decides.
       sm.to('unknown');
+      rt.stats.outcomeUnknown++;
       for (const w of writers) w.branch.release(true);
       log.error({ err }, 'commit record may or may not be durable; branches left prepared for recovery');
       throw new TxcError('TXC_OUTCOME_UNKNOWN', `The decision log failed while recording the commit of ${gtrid}, so it may or may not be durable; restart the coordinator (or run \`txcoord recover\`) once the log's disk is fixed`, { cause: err });

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { DecisionLog } from '../log/decision-log.js';
 import type { Participant } from '../participants/participant.js';
 import type { Backoff } from './backoff.js';
+import type { StatsCounters } from './stats.js';
 import type { Clock, ProtocolPoint, ProtocolPointInfo } from './types.js';
 
 /** Everything the protocol, phase-two retries and recovery share inside one coordinator. */
@@ -19,6 +20,8 @@ export interface Runtime {
   readonly prepareTimeoutMs: number;
   readonly host: string;
   readonly pid: number;
+  /** Counters reported by `coord.stats()`. */
+  readonly stats: StatsCounters;
   /** Protocol hook (crash injection); resolves immediately when none is set. */
   point(point: ProtocolPoint, info: ProtocolPointInfo): Promise<void>;
 }

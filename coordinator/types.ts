@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { LogConfig } from '../log/decision-log.js';
 import type { ParticipantConfig } from '../participants/participant-config.js';
 import type { QueryResult } from '../participants/participant.js';
+import type { CoordinatorStats } from './stats.js';
 
 /** Moments of the protocol where a test can crash or delay the coordinator. */
 export type ProtocolPoint =
@@ -160,6 +161,8 @@ export interface Coordinator {
   transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<TransactionResult<T>>;
   /** Resolves every in-doubt branch this coordinator owns (commit where the log says so, else roll back). */
   recover(options?: RecoverOptions): Promise<RecoveryReport>;
+  /** Counters since start: commits by mode, rollbacks, heuristic outcomes, retries, recovery. */
+  stats(): CoordinatorStats;
   /** Lists prepared branches in every participant (all coordinators' txcoord branches). */
   inDoubt(): Promise<InDoubtBranch[]>;
   /** Waits for in-flight transactions and phase-two retries (up to `timeoutMs`), then closes pools and the log. */

@@ -11,11 +11,12 @@ describe('two-phase commit over two participants', () => {
     const coord = await w.coordinator();
     const r = await transfer(coord, 30, w);
     expect(r).toMatchObject({ outcome: 'committed', mode: '2pc', phaseTwoPending: false });
-    expect(r.participants.sort()).toEqual(['a', 'b']);
+    expect([...r.participants].sort()).toEqual(['a', 'b']);
     expect(w.a.data.get('x')).toBe(70);
     expect(w.b.data.get('y')).toBe(130);
     expect(w.a.prepared.size + w.b.prepared.size).toBe(0);
     expect(w.log.live()).toEqual([]);
+    expect(coord.stats()).toMatchObject({ committed: { '2pc': 1, 'one-phase': 0, 'read-only': 0 }, rolledBack: 0, inFlight: 0 });
     await coord.close();
   });
 
@@ -67,6 +68,7 @@ describe('two-phase commit over two participants', () => {
     expect(w.a.calls).toContain('rollback');
     expect(w.b.calls).toContain('rollback');
     expect(w.log.live()).toEqual([]);
+    expect(coord.stats()).toMatchObject({ rolledBack: 1, committed: { '2pc': 0 } });
     await coord.close();
   });
 
@@ -229,6 +231,7 @@ describe('phase two', () => {
     expect(w.a.data.get('x')).toBe(90);
     await vi.waitFor(() => expect(w.b.data.get('y')).toBe(110));
     await vi.waitFor(() => expect(w.log.live()).toEqual([]));
+    expect(coord.stats().phaseTwoRetries).toBeGreaterThanOrEqual(1);
     await coord.close();
   });
 
@@ -335,6 +338,8 @@ describe('crash at every protocol point, then recovery', () => {
     expect(report.heuristic).toEqual([
       { gtrid: bxid.gtrid, participant: 'b', bqual: bxid.bqual, expected: 'commit', actual: 'rolled-back' },
     ]);
+    expect(next.stats()).toMatchObject({ heuristic: 1, recovered: { committed: 1, rolledBack: 0 } });
+    expect(w.log.live()).toEqual([]); // the heuristic is on record and the transaction ended
     expect(w.a.data.get('x')).toBe(75);
     await next.close();
   });
