@@ -6,7 +6,7 @@ import type { CoordinatorConfig } from './types.js';
 /** Drivers a JSON config may name ('custom' needs code, so it is only accepted programmatically). */
 export const CONFIG_DRIVERS = ['postgres', 'mysql', 'pglite'] as const;
 
-const CONFIG_KEYS = ['id', 'log', 'participants', 'prepareTimeoutMs', 'recovery', 'backoff', 'logLevel'] as const;
+const CONFIG_KEYS = ['id', 'log', 'participants', 'prepareTimeoutMs', 'phaseTwoTimeoutMs', 'recovery', 'backoff', 'logLevel'] as const;
 // Options only code can pass (functions and objects), accepted by createCoordinator but not in files.
 const HOOK_KEYS = ['logger', 'clock', 'uuid', 'random', 'onProtocolPoint', 'decisionLog'] as const;
 
@@ -87,9 +87,10 @@ function validateParticipant(name: string, p: unknown, allowCustom: boolean): vo
   }
   if (p['pool'] !== undefined) {
     if (!isRecord(p['pool'])) throw invalid(`${field}.pool`, 'must be an object');
-    checkKeys(p['pool'], ['max', 'acquireTimeoutMs'], `${field}.pool`);
+    checkKeys(p['pool'], ['max', 'acquireTimeoutMs', 'queryTimeoutMs'], `${field}.pool`);
     optionalPositiveInt(p['pool'], 'max', `${field}.pool`);
     optionalPositiveInt(p['pool'], 'acquireTimeoutMs', `${field}.pool`);
+    optionalPositiveInt(p['pool'], 'queryTimeoutMs', `${field}.pool`);
   }
 }
 
@@ -123,6 +124,7 @@ export function validateConfig(raw: unknown, { allowCustom = true } = {}): Coord
   // JSON.parse keeps the last of duplicate keys silently; loadConfigFile checks the raw text for that.
   for (const [name, p] of Object.entries(participants)) validateParticipant(name, p, allowCustom);
   optionalPositiveInt(raw, 'prepareTimeoutMs', '');
+  optionalPositiveInt(raw, 'phaseTwoTimeoutMs', '');
   if (raw['recovery'] !== undefined) {
     if (!isRecord(raw['recovery'])) throw invalid('recovery', 'must be an object');
     checkKeys(raw['recovery'], ['onStart', 'intervalMs'], 'recovery');

@@ -69,6 +69,7 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
     uuid: options.uuid,
     backoff: resolveBackoff(config.backoff),
     prepareTimeoutMs: config.prepareTimeoutMs ?? 30_000,
+    phaseTwoTimeoutMs: config.phaseTwoTimeoutMs ?? 10_000,
     host: hostname(),
     pid: process.pid,
     stats: createStatsCounters(),

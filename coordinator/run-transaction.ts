@@ -225,12 +225,20 @@ export async function runTransaction<T>(
     await rt.point('after-decision', { gtrid });
 
     sm.to('committing');
+    // The outcome is already decided: a database that stops answering must not hold the caller.
+    // A commit not acknowledged in time goes to the background retry like a failed one.
     const outcomes = await Promise.allSettled(
-      writers.map(async (w) => {
-        const r = await w.branch.commitPrepared();
-        await rt.point('after-commit', { gtrid, participant: w.name });
-        return r;
-      }),
+      writers.map((w) =>
+        withTimeout(
+          rt,
+          w.branch.commitPrepared().then(async (r) => {
+            await rt.point('after-commit', { gtrid, participant: w.name });
+            return r;
+          }),
+          rt.phaseTwoTimeoutMs,
+          () => new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `${w.name} did not acknowledge the commit of ${gtrid} within ${rt.phaseTwoTimeoutMs} ms`, { retryable: true }),
+        ),
+      ),
     );
     const heuristics: HeuristicReport[] = [];
     const remaining: BranchRecord[] = [];

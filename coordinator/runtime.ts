@@ -18,6 +18,8 @@ export interface Runtime {
   readonly uuid: (() => string) | undefined;
   readonly backoff: Backoff;
   readonly prepareTimeoutMs: number;
+  /** How long the caller waits for the first phase-two attempt before it continues in the background. */
+  readonly phaseTwoTimeoutMs: number;
   readonly host: string;
   readonly pid: number;
   /** Counters reported by `coord.stats()`. */

@@ -45,6 +45,11 @@ export interface CoordinatorConfig {
   readonly participants: Readonly<Record<string, ParticipantConfig>>;
   /** Phase-one deadline for all prepares together. Default 30 000 ms. */
   readonly prepareTimeoutMs?: number;
+  /**
+   * How long `transaction()` waits for phase two once the decision is durable; past it the call
+   * resolves with `phaseTwoPending: true` and the commit continues in the background. Default 10 000 ms.
+   */
+  readonly phaseTwoTimeoutMs?: number;
   readonly recovery?: {
     /** Recover in-doubt branches before `createCoordinator` resolves. Default true. */
     readonly onStart?: boolean;

@@ -7,6 +7,12 @@ export interface PoolConfig {
   readonly max?: number;
   /** How long `begin` waits for a free connection before TXC_POOL_TIMEOUT. Default 10 000 ms. */
   readonly acquireTimeoutMs?: number;
+  /**
+   * Longest any one statement (including PREPARE and COMMIT) may wait for an answer before its
+   * connection is taken as dead: without it a network that silently drops packets would hang
+   * the transaction forever. Default 60 000 ms.
+   */
+  readonly queryTimeoutMs?: number;
 }
 
 /** A PostgreSQL participant (node-postgres). */

@@ -34,3 +34,29 @@ export interface MysqlPool {
   getConnection(): Promise<MysqlConnection>;
   end(): Promise<void>;
 }
+
+/** The real mysql2 promise connection's query, which also takes `{ sql, timeout }`. */
+interface TimedQueryConnection extends Omit<MysqlConnection, 'query'> {
+  query(options: { sql: string; timeout: number }, values?: unknown[]): Promise<[unknown, unknown]>;
+}
+
+/**
+ * A pool whose connections give every statement mysql2's per-query `timeout`: past it mysql2
+ * fails the statement (PROTOCOL_SEQUENCE_TIMEOUT, fatal) and closes the connection, so a network
+ * that silently drops packets cannot hang a branch forever.
+ */
+export function withQueryTimeout(pool: { getConnection(): Promise<TimedQueryConnection>; end(): Promise<void> }, timeoutMs: number): MysqlPool {
+  return {
+    async getConnection() {
+      const conn = await pool.getConnection();
+      return {
+        query: (sql, values) => conn.query({ sql, timeout: timeoutMs }, values),
+        on: (event, listener) => conn.on(event, listener),
+        removeListener: (event, listener) => conn.removeListener(event, listener),
+        release: () => conn.release(),
+        destroy: () => conn.destroy(),
+      };
+    },
+    end: () => pool.end(),
+  };
+}

@@ -3,7 +3,7 @@ import { TxcError } from '../../coordinator/errors.js';
 import { assertParticipantName } from '../../coordinator/xid.js';
 import type { Participant } from '../participant.js';
 import type { MysqlParticipantConfig, ParticipantDeps } from '../participant-config.js';
-import type { MysqlPool } from './driver.js';
+import { withQueryTimeout } from './driver.js';
 import { MysqlParticipant } from './participant.js';
 
 export { MysqlParticipant, type MysqlParticipantOptions } from './participant.js';
@@ -13,6 +13,7 @@ export type { MysqlConnection, MysqlOkPacket, MysqlPool } from './driver.js';
 
 const DEFAULT_MAX = 10;
 const DEFAULT_ACQUIRE_TIMEOUT_MS = 10_000;
+const DEFAULT_QUERY_TIMEOUT_MS = 60_000;
 
 /** A MySQL 8 / MariaDB participant over a mysql2 pool built from `config`. */
 export function createMysqlParticipant(name: string, config: MysqlParticipantConfig, deps: ParticipantDeps): Participant {
@@ -22,14 +23,17 @@ export function createMysqlParticipant(name: string, config: MysqlParticipantCon
     config.pool?.acquireTimeoutMs ?? DEFAULT_ACQUIRE_TIMEOUT_MS,
     `participants.${name}.pool.acquireTimeoutMs`,
   );
-  const pool: MysqlPool = mysql.createPool({
+  const queryTimeoutMs = positiveInt(config.pool?.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS, `participants.${name}.pool.queryTimeoutMs`);
+  const raw = mysql.createPool({
     uri: config.uri,
     connectionLimit: max,
     waitForConnections: true,
     queueLimit: 0,
     connectTimeout: acquireTimeoutMs,
+    enableKeepAlive: true,
     // Never multipleStatements: user SQL shares these connections.
   });
+  const pool = withQueryTimeout(raw, queryTimeoutMs);
   return new MysqlParticipant(name, pool, { acquireTimeoutMs, logger: deps.logger });
 }
 

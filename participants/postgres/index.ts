@@ -13,6 +13,7 @@ export type { PgClient, PgPool, PgResult, PgTransactionStatus } from './driver.j
 
 const DEFAULT_MAX = 10;
 const DEFAULT_ACQUIRE_TIMEOUT_MS = 10_000;
+const DEFAULT_QUERY_TIMEOUT_MS = 60_000;
 
 /** A PostgreSQL participant over a node-postgres pool built from `config`. */
 export function createPostgresParticipant(
@@ -26,9 +27,14 @@ export function createPostgresParticipant(
     config.pool?.acquireTimeoutMs ?? DEFAULT_ACQUIRE_TIMEOUT_MS,
     `participants.${name}.pool.acquireTimeoutMs`,
   );
+  const queryTimeoutMs = positiveInt(config.pool?.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS, `participants.${name}.pool.queryTimeoutMs`);
   const pool: PgPool = new pg.Pool({
     connectionString: config.connectionString,
     max,
+    // A client-side read deadline (its error has no code, so it classifies as a lost
+    // connection and the branch is dropped), and keepalives to notice a dead peer at all.
+    query_timeout: queryTimeoutMs,
+    keepAlive: true,
     // Our own timer reports TXC_POOL_TIMEOUT; pg-pool's, a little later, only clears the
     // abandoned wait (its error carries no code to tell it apart).
     connectionTimeoutMillis: acquireTimeoutMs + 1_000,

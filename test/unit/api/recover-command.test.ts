@@ -1,3 +1,4 @@
+import { createStatsCounters, snapshotStats } from '../../../coordinator/stats.js';
 import { describe, expect, it } from 'vitest';
 import { recoverWith } from '../../../api/commands/recover.js';
 import { EXIT } from '../../../api/exit-codes.js';
@@ -17,6 +18,7 @@ function fakeCoordinator(branches: number, report: Partial<RecoveryReport> = {})
     },
     transaction: () => Promise.reject(new Error('not used')),
     inDoubt: () => Promise.resolve([]),
+    stats: () => snapshotStats(createStatsCounters(), 0),
     close: () => Promise.resolve(),
   };
 }

@@ -235,6 +235,28 @@ describe('phase two', () => {
     await coord.close();
   });
 
+  it('answers the caller after phaseTwoTimeoutMs when a database stops answering, and finishes later', async () => {
+    const w = world();
+    const clock = new ManualClock();
+    let answer!: () => void;
+    w.b.delayNext('commitPrepared', new Promise<void>((r) => (answer = r))); // b's COMMIT hangs (packets dropped)
+    const coord = await w.coordinator({ clock, phaseTwoTimeoutMs: 2_000 });
+    const p = transfer(coord, 10, w);
+    await vi.waitFor(() => expect(w.b.calls).toContain('commitPrepared'));
+    clock.advance(2_000);
+    const r = await p;
+    expect(r).toMatchObject({ outcome: 'committed', phaseTwoPending: true });
+    expect(w.a.data.get('x')).toBe(90);
+    answer(); // the database comes back
+    for (let i = 0; i < 20 && w.log.live().length > 0; i++) {
+      clock.advance(1_000);
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    expect(w.b.data.get('y')).toBe(110);
+    expect(w.log.live()).toEqual([]);
+    await coord.close();
+  });
+
   it('does not take "unknown xid" as done while the branch is still listed in doubt', async () => {
     const w = world();
     w.b.sessionBound = true; // MariaDB: other sessions get XAER_NOTA while the preparer is attached

@@ -11,7 +11,7 @@ export interface World {
   readonly b: FakeDatabase;
   readonly log: DecisionLog;
   /** A coordinator over the world: a new one after a "crash" sees the same databases and log. */
-  coordinator(hooks?: CoordinatorHooks & { prepareTimeoutMs?: number; onStart?: boolean; crashAt?: CrashAt }): Promise<Coordinator>;
+  coordinator(hooks?: CoordinatorHooks & { prepareTimeoutMs?: number; phaseTwoTimeoutMs?: number; onStart?: boolean; crashAt?: CrashAt }): Promise<Coordinator>;
 }
 
 /** Where a simulated SIGKILL hits: every operation of that coordinator stops there, on every branch. */
@@ -29,7 +29,7 @@ export function world(): World {
     a,
     b,
     log,
-    coordinator: ({ prepareTimeoutMs, onStart, crashAt, ...hooks } = {}) => {
+    coordinator: ({ prepareTimeoutMs, phaseTwoTimeoutMs, onStart, crashAt, ...hooks } = {}) => {
       const pa = new FakeParticipant('a', a);
       const pb = new FakeParticipant('b', b);
       const crash: CoordinatorHooks = crashAt
@@ -54,6 +54,7 @@ export function world(): World {
         recovery: { intervalMs: 0, onStart: onStart ?? true },
         backoff: { initialMs: 1, maxMs: 5 },
         ...(prepareTimeoutMs ? { prepareTimeoutMs } : {}),
+        ...(phaseTwoTimeoutMs ? { phaseTwoTimeoutMs } : {}),
         logger: pino({ level: 'silent' }),
         decisionLog: log,
         ...crash,
