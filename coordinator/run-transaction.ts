@@ -39,8 +39,9 @@ function asPrepareFailure(err: unknown, gtrid: string): TxcError {
 }
 
 /**
- * A prepare we stopped waiting for may still land. Roll it back from fresh connections a few
- * times with backoff; if it lands even later, the recovery timer finds it (no commit record).
+ * Rolls back, from fresh connections, a branch that is or may become prepared (a prepare we
+ * stopped waiting for may still land; a rollback may have failed), a few times with backoff;
+ * anything still prepared after that is found by the recovery timer (no commit record).
  */
 async function rollBackStraggler(rt: Runtime, e: BranchEntry, signal: AbortSignal, log: Logger): Promise<void> {
   for (let attempt = 0; attempt < 5 && !signal.aborted; attempt++) {
@@ -72,7 +73,10 @@ async function abortBranches(rt: Runtime, background: BackgroundWork, entries: r
         }
       } catch (err) {
         e.branch.release(true);
-        log.warn({ participant: e.name, err }, 'rollback failed; recovery will roll the branch back');
+        // A prepared branch keeps its locks until someone rolls it back: retry soon rather than
+        // leave it to the next recovery pass (an unprepared one ended with its connection).
+        if (e.state === 'prepared') background.track(rollBackStraggler(rt, e, background.signal, log));
+        log.warn({ participant: e.name, err }, 'rollback failed; retrying in the background (recovery would also roll it back)');
       }
       e.state = 'finished';
     }),

@@ -37,5 +37,7 @@ export interface PgPool {
   connect(): Promise<PgClient>;
   /** Idle clients that fail are reported here; without a listener Node would crash. */
   on(event: 'error', listener: (err: Error) => void): unknown;
+  /** Each new connection, once: the place to give every client a permanent 'error' listener. */
+  on(event: 'connect', listener: (client: PgClient) => void): unknown;
   end(): Promise<void>;
 }

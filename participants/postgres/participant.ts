@@ -41,6 +41,13 @@ export class PostgresParticipant implements Participant {
     private readonly options: PostgresParticipantOptions,
   ) {
     pool.on('error', (err) => options.logger.warn({ err, participant: name }, 'idle PostgreSQL connection failed'));
+    // pg-pool drops its own listener from a checked-out client, and a FATAL (e.g. 57P01 after
+    // pg_terminate_backend or a restart) can arrive with a statement's answer, before any branch
+    // has added one: an 'error' with no listener would crash the whole process. Every client
+    // keeps this one for life; branches add theirs to mark the connection broken.
+    pool.on('connect', (client) =>
+      client.on('error', (err) => options.logger.warn({ err, participant: name }, 'PostgreSQL connection failed')),
+    );
     this.host = { name, logger: options.logger, resolve: (xid, action, pinned) => this.resolve(xid, action, pinned) };
   }
 

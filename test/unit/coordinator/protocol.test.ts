@@ -109,6 +109,25 @@ describe('two-phase commit over two participants', () => {
     await coord.close();
   });
 
+  it('retries in the background a rollback of a prepared branch that failed, without waiting for recovery', async () => {
+    const w = world();
+    const clock = new ManualClock();
+    w.b.failNext('prepare', new TxcError('TXC_PREPARE_FAILED', 'refused'));
+    w.a.failNext('rollback'); // a is prepared, and its rollback cannot reach the server...
+    w.a.failNext('resolveRollback'); // ...nor does the first retry
+    const coord = await w.coordinator({ clock });
+    const err = await transfer(coord, 5, w).catch((e: unknown) => e);
+    expect(TxcError.is(err, 'TXC_PREPARE_FAILED')).toBe(true);
+    expect(w.a.prepared.size).toBe(1);
+    for (let i = 0; i < 10 && w.a.prepared.size > 0; i++) {
+      clock.advance(5_000);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    expect(w.a.prepared.size).toBe(0);
+    expect(w.a.data.size + w.b.data.size).toBe(0);
+    await coord.close();
+  });
+
   it('rolls back and reports TXC_LOG_IO when the decision cannot be made durable', async () => {
     const w = world();
     const coord = await w.coordinator();
