@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import type { DecisionLog } from '../log/decision-log.js';
 import type { Participant } from '../participants/participant.js';
@@ -77,6 +78,9 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
   };
 
   const abort = new AbortController();
+  // Every background sleep (phase-two retries, straggler rollbacks) listens on this one signal
+  // and removes its listener when done; more than 10 at once is normal under a fault, not a leak.
+  setMaxListeners(0, abort.signal);
   const work = new Set<Promise<unknown>>();
   const track = (p: Promise<unknown>) => {
     work.add(p);
