@@ -13,7 +13,7 @@ import type { DecisionLog } from '../../log/decision-log.js';
 import { openLog } from '../../log/open-log.js';
 import { createMysqlParticipant } from '../../participants/mysql/index.js';
 import { createPostgresParticipant } from '../../participants/postgres/index.js';
-import { mysqlUrl, pgUrl, requireDbOrSkip } from './db-env.js';
+import { mysqlUrl, pgUrl, requireDbOrSkip, rollbackLeftovers } from './db-env.js';
 
 const ready = (await requireDbOrSkip('postgres')) && (await requireDbOrSkip('mysql'));
 const ID = 'itcoord';
@@ -60,6 +60,7 @@ describe.skipIf(!ready)('coordinator over real PostgreSQL + MariaDB', () => {
     });
 
   beforeAll(async () => {
+    await rollbackLeftovers(ID);
     pgPool = new pg.Pool({ connectionString: pgUrl });
     my = mysql.createPool({ uri: mysqlUrl });
     await pgPool.query(`drop table if exists ${T}`);

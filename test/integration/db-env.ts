@@ -62,3 +62,36 @@ function redact(url: string): string {
     return '(unparseable URL)';
   }
 }
+
+/**
+ * Rolls back every prepared branch of `coordinatorId` in both databases. An earlier run that was
+ * interrupted (a killed test process, a restarted server) can leave branches prepared, and their
+ * locks would block this run's setup forever; the databases outlive test runs.
+ */
+export async function rollbackLeftovers(coordinatorId: string): Promise<void> {
+  const prefix = `txc1.${coordinatorId}.`;
+  const client = new pg.Client({ connectionString: pgUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ gid: string }>(
+      'select gid from pg_prepared_xacts where database = current_database() and starts_with(gid, $1)',
+      [prefix],
+    );
+    // Gids are txcoord's own validated ids ([A-Za-z0-9_.-]), safe to quote.
+    for (const { gid } of rows) await client.query(`ROLLBACK PREPARED '${gid}'`);
+  } finally {
+    await client.end();
+  }
+  const conn = await mysql.createConnection({ uri: mysqlUrl });
+  try {
+    const [rows] = await conn.query('XA RECOVER');
+    for (const r of rows as { formatID: number; gtrid_length: number; bqual_length: number; data: Buffer }[]) {
+      const gtrid = r.data.subarray(0, r.gtrid_length);
+      if (!gtrid.toString('latin1').startsWith(prefix)) continue;
+      const bqual = r.data.subarray(r.gtrid_length, r.gtrid_length + r.bqual_length);
+      await conn.query(`XA ROLLBACK X'${gtrid.toString('hex')}',X'${bqual.toString('hex')}',${Number(r.formatID)}`);
+    }
+  } finally {
+    await conn.end();
+  }
+}

@@ -5,7 +5,7 @@ import { TxcError } from '../../../coordinator/errors.js';
 import { branchXid, fromMysqlRecoverRow, newGtrid, toMysqlXid, xidKey, type Xid } from '../../../coordinator/xid.js';
 import { createMysqlParticipant } from '../../../participants/mysql/index.js';
 import type { Branch, Participant } from '../../../participants/participant.js';
-import { mysqlUrl, requireDbOrSkip } from '../db-env.js';
+import { mysqlUrl, requireDbOrSkip, rollbackLeftovers } from '../db-env.js';
 
 const COORD = 'itmy';
 const TABLE = 'txc_it_my_participant';
@@ -49,6 +49,7 @@ describe.skipIf(!available)('MySQL/MariaDB participant against a real server', (
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   beforeAll(async () => {
+    await rollbackLeftovers(COORD); // an interrupted earlier run must not block the setup below
     admin = mysql.createPool({ uri: mysqlUrl, connectionLimit: 3 });
     await admin.query(`drop table if exists ${TABLE}`);
     await admin.query(`create table ${TABLE} (id int primary key, v varchar(20) not null) engine=InnoDB`);

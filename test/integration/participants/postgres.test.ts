@@ -5,7 +5,7 @@ import { TxcError } from '../../../coordinator/errors.js';
 import { branchXid, newGtrid, toPgGid, type Xid } from '../../../coordinator/xid.js';
 import type { Branch, Participant } from '../../../participants/participant.js';
 import { createPostgresParticipant } from '../../../participants/postgres/index.js';
-import { pgUrl, requireDbOrSkip } from '../db-env.js';
+import { pgUrl, requireDbOrSkip, rollbackLeftovers } from '../db-env.js';
 
 const COORD = 'itpg';
 const TABLE = 'txc_it_pg_participant';
@@ -41,6 +41,7 @@ describe.skipIf(!available)('PostgreSQL participant against a real server', () =
   };
 
   beforeAll(async () => {
+    await rollbackLeftovers(COORD); // an interrupted earlier run must not block the setup below
     admin = new pg.Pool({ connectionString: pgUrl, max: 3 });
     await admin.query(`drop table if exists ${TABLE}`);
     await admin.query(`create table ${TABLE} (id int primary key, v text not null)`);
