@@ -23,6 +23,8 @@ type State =
   | 'in-doubt'
   | 'finished';
 
+type FailureBuilder = (why: string, retryable: boolean, cause?: unknown, c?: MysqlErrorClass) => TxcError;
+
 // Statements that certainly count as writes; anything else may return rows while writing.
 const PLAIN_DML = /^\s*(insert|update|delete|replace)\b/i;
 
@@ -124,29 +126,7 @@ export class MysqlBranch implements Branch {
   /** XA END then XA PREPARE; the connection stays pinned for phase two. */
   prepare(): Promise<PrepareResult> {
     return this.serial(async () => {
-      const conn = this.conn;
-      if (this.state !== 'active' || this.ended || !conn) throw this.prepareFailed(`the branch is ${this.state}`, false);
-      if (this.broken) {
-        // The server rolls back an unprepared XA branch when its session ends.
-        this.state = 'finished';
-        this.drop(false);
-        throw this.prepareFailed('its connection broke', true);
-      }
-      const rolledBack = this.rolledBack;
-      if (rolledBack) {
-        await this.rollbackPinned();
-        throw this.prepareFailed('the database rolled the branch back (deadlock)', true, rolledBack.error, rolledBack.class);
-      }
-      try {
-        await conn.query(xaEndSql(this.xid));
-        this.ended = true;
-      } catch (err) {
-        const c = this.noteFailure(err);
-        await this.rollbackPinned();
-        throw this.prepareFailed('XA END failed', c.retryable, err, c);
-      }
-      // Released during XA END: the closed session rolls the unprepared branch back.
-      if (this.conn !== conn) throw this.prepareFailed('the branch was released', true);
+      const conn = await this.endActive((...a) => this.prepareFailed(...a));
       this.preparing = true;
       try {
         await conn.query(xaPrepareSql(this.xid));
@@ -216,29 +196,7 @@ export class MysqlBranch implements Branch {
   /** XA END then XA COMMIT … ONE PHASE. */
   commitOnePhase(): Promise<void> {
     return this.serial(async () => {
-      const conn = this.conn;
-      if (this.state !== 'active' || this.ended || !conn) throw this.commitFailed(`the branch is ${this.state}`, false);
-      if (this.broken) {
-        this.state = 'finished';
-        this.drop(false);
-        throw this.commitFailed('its connection broke before the commit', true);
-      }
-      const rolledBack = this.rolledBack;
-      if (rolledBack) {
-        await this.rollbackPinned();
-        throw this.commitFailed('the database rolled the branch back (deadlock)', true, rolledBack.error, rolledBack.class);
-      }
-      try {
-        await conn.query(xaEndSql(this.xid));
-        this.ended = true;
-      } catch (err) {
-        // Nothing was committed: a lost connection rolls the unprepared branch back too.
-        const c = this.noteFailure(err);
-        await this.rollbackPinned();
-        throw this.commitFailed('XA END failed', c.retryable, err, c);
-      }
-      // Released during XA END: the closed session rolls the uncommitted branch back.
-      if (this.conn !== conn) throw this.commitFailed('the branch was released', true);
+      const conn = await this.endActive((...a) => this.commitFailed(...a));
       try {
         await conn.query(xaCommitOnePhaseSql(this.xid));
       } catch (err) {
@@ -364,6 +322,38 @@ export class MysqlBranch implements Branch {
       `The connection to ${this.host.name} was lost during XA PREPARE of ${xidKey(this.xid)}, which may or may not have prepared`,
       { cause, retryable: true, details: this.details(c) },
     );
+  }
+
+  /**
+   * The start shared by prepare and one-phase commit: checks the branch can still finish, then
+   * XA END (ACTIVE → IDLE) on the pinned connection, which it returns. Every failure leaves the
+   * branch rolled back (nothing was prepared or committed) and throws what `fail` builds.
+   */
+  private async endActive(fail: FailureBuilder): Promise<MysqlConnection> {
+    const conn = this.conn;
+    if (this.state !== 'active' || this.ended || !conn) throw fail(`the branch is ${this.state}`, false);
+    if (this.broken) {
+      // The server rolls back an unprepared XA branch when its session ends.
+      this.state = 'finished';
+      this.drop(false);
+      throw fail('its connection broke', true);
+    }
+    const rolledBack = this.rolledBack;
+    if (rolledBack) {
+      await this.rollbackPinned();
+      throw fail('the database rolled the branch back (deadlock)', true, rolledBack.error, rolledBack.class);
+    }
+    try {
+      await conn.query(xaEndSql(this.xid));
+      this.ended = true;
+    } catch (err) {
+      const c = this.noteFailure(err);
+      await this.rollbackPinned();
+      throw fail('XA END failed', c.retryable, err, c);
+    }
+    // Released during XA END: the closed session rolls the unprepared branch back.
+    if (this.conn !== conn) throw fail('the branch was released', true);
+    return conn;
   }
 
   private prepareFailed(why: string, retryable: boolean, cause?: unknown, c?: MysqlErrorClass): TxcError {
