@@ -14,8 +14,8 @@ import { PROTOCOL_POINTS } from '../../coordinator/protocol.js';
 import type { CoordinatorConfig, ProtocolPoint } from '../../coordinator/types.js';
 import type { PgliteParticipantConfig } from '../../participants/participant-config.js';
 import { openPglite } from '../../participants/pglite/index.js';
-import { fromMysqlRecoverRow, fromPgGid, toMysqlXid, toPgGid, type Xid } from '../../coordinator/xid.js';
-import { mysqlUrl, pgUrl, requireDbOrSkip } from './db-env.js';
+import { fromMysqlRecoverRow, type Xid } from '../../coordinator/xid.js';
+import { mysqlUrl, pgUrl, requireDbOrSkip, rollbackLeftovers } from './db-env.js';
 import { CLI, ROOT, runNode } from './run-node.js';
 
 const CHILD = join(ROOT, 'dist/test/fixtures/crash-child.js');
@@ -136,11 +136,7 @@ const serverPair: Pair = {
   setup: (config) =>
     withServers(async (pgc, my) => {
       // Leftovers of an earlier, interrupted run would hold locks on the tables dropped below.
-      for (const gid of await pgPrepared(pgc, config.id)) {
-        const xid = fromPgGid(gid);
-        if (xid) await pgc.query(`ROLLBACK PREPARED '${toPgGid(xid)}'`);
-      }
-      for (const xid of await mysqlPrepared(my, config.id)) await my.query(`XA ROLLBACK ${toMysqlXid(xid)}`);
+      await rollbackLeftovers(config.id);
       await pgc.query(`DROP TABLE IF EXISTS ${PREFIX}_accounts, ${PREFIX}_transfers`);
       await pgc.query(`CREATE TABLE ${PREFIX}_accounts (id int PRIMARY KEY, balance bigint NOT NULL)`);
       await pgc.query(`CREATE TABLE ${PREFIX}_transfers (id text PRIMARY KEY, amount bigint NOT NULL)`);

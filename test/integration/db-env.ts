@@ -1,5 +1,7 @@
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { redactUrl } from '../../coordinator/logger.js';
+import { coordinatorOf, fromMysqlRecoverRow, fromPgGid, toMysqlXid, toPgGid, type Xid } from '../../coordinator/xid.js';
 
 /** PostgreSQL for integration tests (trust auth, max_prepared_transactions > 0). */
 export const pgUrl = process.env.TXCOORD_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -44,7 +46,7 @@ export async function requireDbOrSkip(kind: DbKind): Promise<boolean> {
     await probe(kind);
     return true;
   } catch (err) {
-    const url = redact(kind === 'postgres' ? pgUrl : mysqlUrl);
+    const url = redactUrl(kind === 'postgres' ? pgUrl : mysqlUrl);
     const reason = err instanceof Error ? err.message : String(err);
     if (dbRequired) throw new Error(`${kind} at ${url} is unreachable and TXCOORD_REQUIRE_DB=1: ${reason}`, { cause: err });
     process.stderr.write(`\n[txcoord] skipping ${kind} integration tests: ${url} is unreachable (${reason}). Set TXCOORD_REQUIRE_DB=1 to fail instead.\n`);
@@ -52,16 +54,6 @@ export async function requireDbOrSkip(kind: DbKind): Promise<boolean> {
   }
 }
 
-/** The URL without its password, for messages. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparseable URL)';
-  }
-}
 
 /**
  * Rolls back every prepared branch of `coordinatorId` in both databases. An earlier run that was
@@ -69,28 +61,20 @@ function redact(url: string): string {
  * locks would block this run's setup forever; the databases outlive test runs.
  */
 export async function rollbackLeftovers(coordinatorId: string): Promise<void> {
-  const prefix = `txc1.${coordinatorId}.`;
+  const ours = (xid: Xid | undefined): xid is Xid => xid !== undefined && coordinatorOf(xid.gtrid) === coordinatorId;
   const client = new pg.Client({ connectionString: pgUrl });
   await client.connect();
   try {
-    const { rows } = await client.query<{ gid: string }>(
-      'select gid from pg_prepared_xacts where database = current_database() and starts_with(gid, $1)',
-      [prefix],
-    );
-    // Gids are txcoord's own validated ids ([A-Za-z0-9_.-]), safe to quote.
-    for (const { gid } of rows) await client.query(`ROLLBACK PREPARED '${gid}'`);
+    const { rows } = await client.query<{ gid: string }>('select gid from pg_prepared_xacts where database = current_database()');
+    for (const xid of rows.map((r) => fromPgGid(r.gid)).filter(ours)) await client.query(`ROLLBACK PREPARED '${toPgGid(xid)}'`);
   } finally {
     await client.end();
   }
   const conn = await mysql.createConnection({ uri: mysqlUrl });
   try {
     const [rows] = await conn.query('XA RECOVER');
-    for (const r of rows as { formatID: number; gtrid_length: number; bqual_length: number; data: Buffer }[]) {
-      const gtrid = r.data.subarray(0, r.gtrid_length);
-      if (!gtrid.toString('latin1').startsWith(prefix)) continue;
-      const bqual = r.data.subarray(r.gtrid_length, r.gtrid_length + r.bqual_length);
-      await conn.query(`XA ROLLBACK X'${gtrid.toString('hex')}',X'${bqual.toString('hex')}',${Number(r.formatID)}`);
-    }
+    const xids = (rows as Parameters<typeof fromMysqlRecoverRow>[0][]).map((r) => fromMysqlRecoverRow(r)).filter(ours);
+    for (const xid of xids) await conn.query(`XA ROLLBACK ${toMysqlXid(xid)}`);
   } finally {
     await conn.end();
   }
