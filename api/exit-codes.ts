@@ -23,6 +23,7 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 export function recoverExitCode(report: RecoveryReport, coordinatorId: string): ExitCode {
   if (report.failures.length > 0) return EXIT.ATTENTION;
   if (report.heuristic.length > 0) return EXIT.ATTENTION;
+  if (report.sagas.remaining.length > 0 || report.sagas.failed > 0) return EXIT.ATTENTION;
   return report.remaining.some((b) => b.coordinatorId === coordinatorId) ? EXIT.ATTENTION : EXIT.OK;
 }
 

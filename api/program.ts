@@ -1,24 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { packageVersion } from './package-version.js';
 import { Command, CommanderError } from 'commander';
 import { runDemo } from './commands/demo.js';
 import { runInDoubt } from './commands/in-doubt.js';
-import { runLogInspect, runLogVerify } from './commands/log.js';
+import { runLogCompact, runLogInspect, runLogVerify } from './commands/log.js';
+import { runResolve } from './commands/resolve.js';
+import { runStatus } from './commands/status.js';
+import { runServe } from './server/serve-command.js';
 import { runRecover } from './commands/recover.js';
 import { EXIT, errorExitCode, type ExitCode } from './exit-codes.js';
 import { formatError, isDebug, type CliIO } from './output.js';
 
-function packageVersion(): string {
-  // api/program.ts sits one level below the package root, dist/api/program.js two.
-  for (const rel of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'txcoord' && pkg.version) return pkg.version;
-    } catch {
-      // Not there: try the next level.
-    }
-  }
-  return 'unknown';
-}
 
 const CONFIG_HELP = 'JSON config file (the createCoordinator options; ${ENV} is substituted; paths are relative to the current directory)';
 
@@ -66,19 +57,53 @@ export function buildProgram(io: CliIO, setExit: (code: ExitCode) => void): Comm
     .option('--json', 'machine-readable output')
     .action(async (opts: { config: string; json?: boolean }) => setExit(await runInDoubt(opts, io)));
 
-  const log = program.command('log').description('Read-only tools for a file decision log (safe while a coordinator owns it)');
+  program
+    .command('resolve <id>')
+    .description('Decide an in-doubt branch (<gtrid>.<bqual>) or transaction (<gtrid>) by hand; refused when it contradicts the log unless --force; recorded as a heuristic decision')
+    .requiredOption('--config <file>', CONFIG_HELP)
+    .option('--commit', 'commit it')
+    .option('--rollback', 'roll it back')
+    .option('--force', 'act even against the decision log')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, opts: { config: string; commit?: boolean; rollback?: boolean; force?: boolean; json?: boolean }) => setExit(await runResolve(id, opts, io)));
+
+  program
+    .command('serve')
+    .description('Run the HTTP coordinator service (docs/http-api.md) until SIGINT/SIGTERM')
+    .requiredOption('--config <file>', CONFIG_HELP)
+    .option('--host <host>', 'listen address (overrides api.host)')
+    .option('--port <port>', 'listen port (overrides api.port; 0 = any free port)')
+    .action(async (opts: { config: string; host?: string; port?: string }) => setExit(await runServe(opts, io)));
+
+  program
+    .command('status')
+    .description('What is in flight, retrying (decided, phase two unfinished), running as a saga, and prepared in the databases; takes no lock')
+    .requiredOption('--config <file>', CONFIG_HELP)
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { config: string; json?: boolean }) => setExit(await runStatus(opts, io)));
+
+  const log = program.command('log').description('Tools for the decision log (verify and inspect are read-only and safe while a coordinator owns it)');
   log
     .command('verify')
-    .description('Check every segment and record; exit 1 if the log is corrupt (a torn tail after a crash is normal)')
-    .requiredOption('--dir <dir>', 'decision log directory')
+    .description('Check every record (file segments, or the shared PostgreSQL tables); exit 1 if the log is damaged (a torn tail after a crash is normal)')
+    .option('--dir <dir>', 'file decision log directory')
+    .option('--config <file>', CONFIG_HELP)
     .option('--json', 'machine-readable output')
-    .action(async (opts: { dir: string; json?: boolean }) => setExit(await runLogVerify(opts, io)));
+    .action(async (opts: { dir?: string; config?: string; json?: boolean }) => setExit(await runLogVerify(opts, io)));
   log
     .command('inspect')
-    .description('Print every readable record and the live transactions recovery would finish')
-    .requiredOption('--dir <dir>', 'decision log directory')
+    .description('Print the records and the live transactions recovery would finish (a shared log: also its coordinator processes and leases)')
+    .option('--dir <dir>', 'file decision log directory')
+    .option('--config <file>', CONFIG_HELP)
     .option('--json', 'machine-readable output')
-    .action(async (opts: { dir: string; json?: boolean }) => setExit(await runLogInspect(opts, io)));
+    .action(async (opts: { dir?: string; config?: string; json?: boolean }) => setExit(await runLogInspect(opts, io)));
+  log
+    .command('compact')
+    .description('Rewrite the log to hold only what recovery needs (file log: stop its coordinator first)')
+    .option('--dir <dir>', 'file decision log directory')
+    .option('--config <file>', CONFIG_HELP)
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { dir?: string; config?: string; json?: boolean }) => setExit(await runLogCompact(opts, io)));
 
   return program;
 }

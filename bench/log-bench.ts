@@ -67,10 +67,13 @@ class PerRecordFsyncLog implements Appendable {
   }
 }
 
+/** Makes every gtrid unique across rounds: a real log never sees one transaction's commit twice. */
+let nextGtrid = 0;
+
 function benchRecord(appender: number, i: number): CommitRecord {
   return {
     type: 'commit',
-    gtrid: `bench-${appender}-${i}`,
+    gtrid: `bench-${appender}-${i}-${nextGtrid++}`,
     branches: [
       { participant: 'orders', bqual: 'b1', localTxId: String(100_000 + i) },
       { participant: 'billing', bqual: 'b2', localTxId: String(200_000 + i) },

@@ -9,7 +9,7 @@ import { branchXid, newGtrid, toMysqlXid, toPgGid } from '../coordinator/xid.js'
 
 /** One measured cell: a way of doing the transfer at one concurrency. */
 export interface TransferCell {
-  readonly mode: 'local-commits' | 'hand-2pc' | 'hand-2pc-seq' | 'txcoord';
+  readonly mode: 'local-commits' | 'hand-2pc' | 'hand-2pc-seq' | 'txcoord' | 'txcoord-marker';
   readonly concurrency: number;
   readonly tps: number;
   readonly p50Ms: number;
@@ -182,11 +182,16 @@ function pools(opts: TransferBenchOptions, max: number): { pgPool: pg.Pool; my: 
   return { pgPool, my, close: async () => void (await Promise.all([pgPool.end(), my.end()])) };
 }
 
-async function txcoordContender(opts: TransferBenchOptions, max: number): Promise<Contender> {
+/**
+ * txcoord, with the decision forced to its file log, or (`decisionIn`) kept as a commit marker
+ * in PostgreSQL, which then commits in one phase instead of preparing.
+ */
+async function txcoordContender(opts: TransferBenchOptions, max: number, decisionIn?: string): Promise<Contender> {
   const logDir = await mkdtemp(join(tmpdir(), 'txc-bench-log-'));
   const coord = await createCoordinator({
     id: 'bench',
     log: { type: 'file', dir: logDir },
+    ...(decisionIn ? { decisionIn } : {}),
     participants: {
       erp: { driver: 'postgres', connectionString: opts.pgUrl, pool: { max } },
       crm: { driver: 'mysql', uri: opts.mysqlUrl, pool: { max } },
@@ -223,7 +228,8 @@ const CONTENDERS: Record<TransferCell['mode'], (opts: TransferBenchOptions, max:
     const p = pools(opts, max);
     return { transfer: handTwoPhaseSequential(p.pgPool, p.my), close: p.close };
   },
-  txcoord: txcoordContender,
+  txcoord: (opts, max) => txcoordContender(opts, max),
+  'txcoord-marker': (opts, max) => txcoordContender(opts, max, 'erp'),
 };
 
 /** Runs the baselines and txcoord at each concurrency against the same tables, in one process, interleaved. */

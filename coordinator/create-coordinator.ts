@@ -10,6 +10,13 @@ import { TxcError } from './errors.js';
 import { createDefaultLogger } from './logger.js';
 import { listInDoubt, recoverOnce } from './recovery.js';
 import { runTransaction, type BackgroundWork } from './run-transaction.js';
+import { SagaEngine } from '../sagas/saga-engine.js';
+import type { SagaHandlerStep } from '../sagas/saga-types.js';
+import { guardParticipant } from './guard-participant.js';
+import { MarkerCollector } from './marker-collector.js';
+import { ExternalTransactionManager } from './external-transactions.js';
+import { resolveByHand } from './resolve-by-hand.js';
+import { ParticipantBreaker } from './participant-breaker.js';
 import { createStatsCounters, snapshotStats } from './stats.js';
 import type { Runtime } from './runtime.js';
 import type { Coordinator, CoordinatorHooks, CreateCoordinatorOptions, RecoveryReport } from './types.js';
@@ -32,7 +39,7 @@ async function closeAll(participants: Iterable<Participant>, log: DecisionLog | 
 export async function createCoordinator(options: CreateCoordinatorOptions & InternalHooks): Promise<Coordinator> {
   const config = validateConfig(options);
   const logger = (options.logger ?? createDefaultLogger(config.logLevel)).child({ coordinator: config.id });
-  const log = options.decisionLog ?? (await (await import('../log/open-log.js')).openLog(config.log, { logger }));
+  const log = options.decisionLog ?? (await (await import('../log/open-log.js')).openLog(config.log, { logger, coordinatorId: config.id }));
   const participants = new Map<string, Participant>();
   try {
     await Promise.all(
@@ -59,16 +66,53 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
 
   const clock = options.clock ?? systemClock;
   const hook = options.onProtocolPoint;
+  const breakers = new Map<string, ParticipantBreaker>();
+  const guarded = new Map<string, Participant>();
+  const finishing = new Map<string, Participant>();
+  for (const [name, p] of participants) {
+    const breaker = new ParticipantBreaker(name, config.participants[name]?.breaker, logger);
+    breakers.set(name, breaker);
+    guarded.set(name, guardParticipant(p, breaker));
+    finishing.set(name, guardParticipant(p, breaker, true));
+  }
+  const backoff = resolveBackoff(config.backoff);
+  const perParticipantBackoff = new Map(Object.entries(config.participants).map(([n, pc]) => [n, resolveBackoff({ ...config.backoff, ...pc.backoff })]));
+  const oneFirst = [...participants.values()].filter((p) => !p.capabilities.twoPhase && p.capabilities.localTransactions).map((p) => p.name);
+  if (config.decisionIn !== undefined) {
+    const holder = participants.get(config.decisionIn);
+    if (!holder?.beginLocal || !holder.capabilities.localTransactions) {
+      await closeAll(participants.values(), log);
+      throw new TxcError('TXC_CONFIG_INVALID', `Config field \`decisionIn\` names ${config.decisionIn}, which cannot hold commit markers (it has no local transactions)`, { details: { field: 'decisionIn' } });
+    }
+  }
+  const markerHolders = [...new Set([...oneFirst, ...(config.decisionIn !== undefined ? [config.decisionIn] : [])])];
+  await Promise.all(
+    markerHolders.map((n) =>
+      participants
+        .get(n)
+        ?.ensureBookkeeping?.()
+        .catch((err: unknown) => logger.warn({ participant: n, err }, 'could not create the marker tables yet; will retry on use')),
+    ),
+  );
   const rt: Runtime = {
     id: config.id,
     log,
-    participants,
+    participants: guarded,
+    finishing,
     inFlight: new Set(),
     logger,
     clock,
     random: options.random ?? Math.random,
     uuid: options.uuid,
-    backoff: resolveBackoff(config.backoff),
+    backoff,
+    backoffFor: (name) => (name === undefined ? backoff : (perParticipantBackoff.get(name) ?? backoff)),
+    decisionIn: config.decisionIn,
+    // Name the marker holder in branch qualifiers when it is known before the branch starts.
+    markerHint: (decisionIn) => decisionIn ?? (oneFirst.length === 1 ? oneFirst[0] : undefined),
+    markerHolders,
+    markerRetentionMs: config.markerRetentionMs ?? 86_400_000,
+    markers: new MarkerCollector(participants, clock, logger),
+    breakers,
     prepareTimeoutMs: config.prepareTimeoutMs ?? 30_000,
     phaseTwoTimeoutMs: config.phaseTwoTimeoutMs ?? 10_000,
     host: hostname(),
@@ -88,18 +132,21 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
     p.then(forget, forget);
   };
   const background: BackgroundWork = { signal: abort.signal, track };
+  const sagas = new SagaEngine(rt, background);
+  const external = new ExternalTransactionManager(rt, background, logger);
 
   let recovering: Promise<RecoveryReport> | undefined;
   const recover: Coordinator['recover'] = (opts) => {
     if (opts?.dryRun) return recoverOnce(rt, opts);
     // One pass at a time: a timer tick during a manual recover joins it instead of racing it.
-    recovering ??= recoverOnce(rt, opts).finally(() => (recovering = undefined));
+    recovering ??= recoverOnce(rt, opts, (waitMs) => sagas.resume(waitMs)).finally(() => (recovering = undefined));
     return recovering;
   };
 
   if (config.recovery?.onStart !== false) {
     try {
-      const report = await recover();
+      // Resumed sagas go on in the background: a service that is down must not hold up the start.
+      const report = await recover({ sagaWaitMs: 0 });
       if (report.remaining.some((b) => b.coordinatorId === config.id)) {
         logger.warn({ remaining: report.remaining.length, failures: report.failures }, 'some in-doubt branches could not be resolved at start');
       }
@@ -134,7 +181,40 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
       if (closed) return Promise.reject(new TxcError('TXC_COORDINATOR_CLOSED'));
       return recover(opts);
     },
-    stats: () => snapshotStats(rt.stats, rt.inFlight.size),
+    saga(definition, sagaOptions) {
+      if (closed) return Promise.reject(new TxcError('TXC_COORDINATOR_CLOSED'));
+      const p = sagas.runData(definition, sagaOptions);
+      track(p);
+      return p;
+    },
+    defineSaga(name, steps) {
+      sagas.define(name, steps as readonly SagaHandlerStep[]);
+    },
+    runSaga(name, input, sagaOptions) {
+      if (closed) return Promise.reject(new TxcError('TXC_COORDINATOR_CLOSED'));
+      const p = sagas.runDefined(name, input, sagaOptions);
+      track(p);
+      return p;
+    },
+    submitSaga(definition, sagaOptions) {
+      if (closed) return Promise.reject(new TxcError('TXC_COORDINATOR_CLOSED'));
+      return sagas.submit(definition, sagaOptions).then((s) => {
+        track(s.result.catch(() => undefined));
+        return s;
+      });
+    },
+    sagaStatus: (id) => sagas.status(id),
+    external,
+    resolve(xid, outcome, resolveOptions) {
+      if (closed) return Promise.reject(new TxcError('TXC_COORDINATOR_CLOSED'));
+      return resolveByHand(rt, xid, outcome, resolveOptions?.force === true);
+    },
+    stats: () =>
+      snapshotStats(
+        rt.stats,
+        rt.inFlight.size,
+        Object.fromEntries([...breakers].map(([n, b]) => [n, { state: b.state, opened: b.opened }])),
+      ),
     async inDoubt() {
       if (closed) throw new TxcError('TXC_COORDINATOR_CLOSED');
       const { branches, failures } = await listInDoubt(rt);
@@ -156,6 +236,8 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
       });
       abort.abort();
       if (timedOut) logger.warn({ pending: work.size }, 'closing with work still running; recovery will finish it on the next start');
+      await rt.markers.flush();
+      for (const b of breakers.values()) b.shutdown();
       await closeAll(participants.values(), log);
     },
   };

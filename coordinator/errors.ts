@@ -39,6 +39,26 @@ export const ERROR_CODES = {
     'A participant reached a different outcome than the decision log records (someone resolved it by hand): reconcile the data; the report lists each branch.',
   TXC_NOT_FOUND: 'No such transaction or branch: check the id with `txcoord in-doubt`.',
   TXC_USAGE: 'The command was used wrongly: see `txcoord --help`.',
+  TXC_TWO_PHASE_UNSUPPORTED:
+    "The transaction asked for mode '2pc' but a participant it used cannot prepare: use mode 'auto' (last resource or saga) or leave that participant out.",
+  TXC_COMPENSATION_REQUIRED:
+    'A statement on a participant that cannot prepare needs its compensation here: pass `{ compensate: { sql, params } }` as the fourth argument of tx.query.',
+  TXC_STEP_REJECTED:
+    'A saga step was refused by the participant as a business failure (HTTP 409/422, or the step threw): the saga compensates the steps done before it.',
+  TXC_STEP_MISCONFIGURED:
+    'A participant answered that the request can never succeed (HTTP 4xx other than 409/422): check the step path, body and the participant headers.',
+  TXC_STEP_TIMEOUT: 'A saga step or the whole saga ran past its timeout: the saga compensates what it did. Raise `timeoutMs` if the work is just slow.',
+  TXC_COMPENSATION_FAILED:
+    'A compensation can never succeed, so the saga ended as failed with a heuristic report: repair that step by hand (the report names it) and record it as resolved.',
+  TXC_SAGA_UNKNOWN: 'No saga is defined under that name in this process: call coord.defineSaga(name, steps) before runSaga or recovery.',
+  TXC_PERMISSION_DENIED:
+    'The database user lacks a grant txcoord needs (named above, with the GRANT statement to run): grant it, or use a user that has it.',
+  TXC_RESOLVE_REFUSED:
+    'That outcome contradicts the decision log (see `txcoord in-doubt`): pass force (`--force`, `"force": true`) only if you are sure, and it will be recorded as a heuristic decision.',
+  TXC_BAD_REQUEST: 'The request is malformed (the field is named above): fix the request; nothing was done.',
+  TXC_UNAUTHORIZED: 'The request has no valid `Authorization: Bearer <token>` header: send a token from the server config `api.tokens`.',
+  TXC_FORBIDDEN: 'This token may not use this route (admin routes need an admin token): use an admin token from `api.tokens`.',
+  TXC_UNSUPPORTED: 'The participant does not support that operation: see the README table of what each driver can do.',
 } as const;
 
 /** One of the codes in {@link ERROR_CODES}. */

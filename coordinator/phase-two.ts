@@ -1,5 +1,10 @@
+import type { Logger } from 'pino';
 import type { BranchRecord, CommitRecord } from '../log/log-record.js';
+import type { Branch } from '../participants/participant.js';
+import type { BackgroundWork } from './background-work.js';
 import { backoffDelay } from './backoff.js';
+import { withTimeout } from './with-timeout.js';
+import { stillOwned } from './ownership.js';
 import { sleep } from './clock.js';
 import { TxcError } from './errors.js';
 import type { Runtime } from './runtime.js';
@@ -67,9 +72,69 @@ export async function endCommitted(
     await rt.log.append({ type: 'heuristic', ...h, at: rt.clock.now() }, true);
   }
   await rt.point('before-end', { gtrid: record.gtrid });
-  const end = rt.log.append({ type: 'end', gtrid: record.gtrid, at: rt.clock.now() }, false);
+  const end = rt.log.append({ type: 'end', gtrid: record.gtrid, at: rt.clock.now(), ...(record.saga ? { status: 'committed' as const } : {}) }, false);
+  // Every branch acknowledged: the marker that decided the transaction is no longer needed.
+  if (record.markerIn) rt.markers.collect(record.markerIn, record.gtrid);
   if (awaitEnd) await end;
   else end.catch((err: unknown) => rt.logger.warn({ txid: record.gtrid, err }, 'end record not written; recovery will end the transaction'));
+}
+
+/** A decided transaction's branch, prepared on a pinned connection. */
+export interface DecidedBranch {
+  readonly name: string;
+  readonly branch: Branch;
+}
+
+/**
+ * Phase two of a decided transaction: commits every prepared branch on its pinned connection in
+ * parallel. The caller waits at most `phaseTwoTimeoutMs`; a commit not acknowledged by then (or
+ * failed) goes on in the background with backoff, and the result says so. Returns true when
+ * work was handed to the background, which then removes the gtrid from `inFlight` itself.
+ */
+export async function commitDecided(
+  rt: Runtime,
+  background: BackgroundWork,
+  record: CommitRecord,
+  writers: readonly DecidedBranch[],
+  log: Logger,
+): Promise<boolean> {
+  const gtrid = record.gtrid;
+  const outcomes = await Promise.allSettled(
+    writers.map((w) =>
+      withTimeout(
+        rt.clock,
+        w.branch.commitPrepared().then(async (r) => {
+          await rt.point('after-commit', { gtrid, participant: w.name });
+          return r;
+        }),
+        rt.phaseTwoTimeoutMs,
+        () => new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `${w.name} did not acknowledge the commit of ${gtrid} within ${rt.phaseTwoTimeoutMs} ms`, { retryable: true }),
+      ),
+    ),
+  );
+  const heuristics: HeuristicReport[] = [];
+  const remaining: BranchRecord[] = [];
+  outcomes.forEach((o, i) => {
+    const b = record.branches.find((x) => x.participant === writers[i]?.name) as BranchRecord;
+    if (o.status === 'fulfilled' && o.value === 'done') return;
+    if (o.status === 'fulfilled' && o.value === 'rolled-back') {
+      heuristics.push({ gtrid, participant: b.participant, bqual: b.bqual, expected: 'commit', actual: 'rolled-back' });
+      return;
+    }
+    writers[i]?.branch.release(true);
+    remaining.push(b);
+  });
+  if (remaining.length === 0) {
+    await endCommitted(rt, record, heuristics, { awaitEnd: false });
+    return false;
+  }
+  log.warn({ branches: remaining.map((b) => b.participant) }, 'phase-two commit not acknowledged; retrying in the background (the transaction is committed)');
+  background.track(
+    retryPhaseTwo(rt, record, remaining, heuristics, background.signal)
+      .catch((err: unknown) => log.error({ err }, 'phase-two retry stopped; recovery will finish the transaction'))
+      .finally(() => rt.inFlight.delete(gtrid)),
+  );
+  return true;
 }
 
 /**
@@ -89,6 +154,10 @@ export async function retryPhaseTwo(
   for (let attempt = 0; left.length > 0; attempt++) {
     if (signal.aborted) {
       log.warn({ branches: left.map((b) => b.participant) }, 'coordinator closing with phase two unfinished; recovery will finish it');
+      return;
+    }
+    if (!stillOwned(rt, record.gtrid)) {
+      log.warn('another coordinator process took this transaction over; it finishes phase two');
       return;
     }
     await sleep(rt.clock, backoffDelay(attempt, rt.backoff, rt.random), signal);

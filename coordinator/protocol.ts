@@ -8,10 +8,11 @@ import type { ProtocolPoint } from './types.js';
  *     │  └► one-phase ─► committed / aborted / unknown
  *     └──────────┴────────────┴──► aborting ──► aborted
  *
- * `deciding` is the forced write of the commit record: the transaction is committed exactly
- * when that record is durable, and aborted in every other case (presumed abort). If the log
- * cannot tell whether a failed write reached the disk, the outcome is `unknown` until recovery
- * reads the reopened log.
+ * `deciding` is where the decision becomes durable: the forced commit record (2PC), the local
+ * commit of the marker row in the last resource (last-resource), or the local commits of the
+ * saga-mode branches after the forced saga record (saga). The transaction is committed exactly
+ * when that decision is durable, and aborted in every other case (presumed abort). If neither
+ * the log nor the marker can tell yet, the outcome is `unknown` until recovery settles it.
  */
 export const TRANSITIONS = {
   active: ['preparing', 'one-phase', 'committed', 'aborting'],
@@ -45,7 +46,10 @@ export class TxStateMachine {
   }
 }
 
-/** The crash points, in protocol order (tests iterate over them). */
+/** Saga step points, in order. */
+export const SAGA_POINTS: readonly ProtocolPoint[] = ['saga-before-action', 'saga-after-action', 'saga-before-compensate', 'saga-after-compensate'];
+
+/** The crash points of 2PC, in protocol order (tests iterate over them). */
 export const PROTOCOL_POINTS: readonly ProtocolPoint[] = [
   'before-prepare',
   'after-prepare',
@@ -53,3 +57,9 @@ export const PROTOCOL_POINTS: readonly ProtocolPoint[] = [
   'after-commit',
   'before-end',
 ];
+
+/** The crash points of a last-resource transaction, in protocol order. */
+export const LAST_RESOURCE_POINTS: readonly ProtocolPoint[] = ['before-prepare', 'after-prepare', 'before-marker', 'after-decision', 'after-commit', 'before-end'];
+
+/** Every protocol point. */
+export const ALL_PROTOCOL_POINTS: readonly ProtocolPoint[] = [...new Set([...PROTOCOL_POINTS, ...LAST_RESOURCE_POINTS, ...SAGA_POINTS])];

@@ -3,7 +3,10 @@ import { TxcError } from './errors.js';
 import { commitBranch, confirmFinished, endCommitted } from './phase-two.js';
 import type { Runtime } from './runtime.js';
 import type { HeuristicReport, InDoubtBranch, RecoverOptions, RecoveryReport } from './types.js';
-import { coordinatorOf, gtridTime, TXC_FORMAT_ID, xidKey, type Xid } from './xid.js';
+import { coordinatorOf, gtridTime, markerParticipantOf, TXC_FORMAT_ID, xidKey, type Xid } from './xid.js';
+import { settleMarker } from './commit-marker.js';
+import { isSharedLog, type SharedDecisionLog } from '../log/decision-log.js';
+import type { SagaRecoveryReport } from './types.js';
 
 interface Scan {
   readonly found: Map<string, Xid[]>;
@@ -36,35 +39,117 @@ function committedByGtrid(rt: Runtime): Map<string, CommitRecord> {
   return map;
 }
 
-function describe(rt: Runtime, participant: string, xid: Xid, committed: ReadonlyMap<string, CommitRecord>): InDoubtBranch {
+/** Participants whose commit marker could decide `xid`: the one its qualifier names, and every configured holder. */
+export function markerCandidates(rt: Runtime, xid: Pick<Xid, 'bqual'>): string[] {
+  const named = markerParticipantOf(xid);
+  const all = new Set([...(named !== undefined ? [named] : []), ...rt.markerHolders]);
+  return [...all];
+}
+
+function describe(rt: Runtime, participant: string, xid: Xid, committed: ReadonlyMap<string, CommitRecord>, owned: ReadonlySet<string>): InDoubtBranch {
   const owner = coordinatorOf(xid.gtrid) ?? '';
   const t = gtridTime(xid.gtrid);
+  const markers = markerCandidates(rt, xid);
+  // A transaction taken over from a dead process is decided by the record now in our live set.
+  const ours = owned.has(owner) || committed.has(xid.gtrid);
+  const decision = !ours ? 'unknown' : committed.has(xid.gtrid) ? 'commit' : markers.length > 0 ? 'marker' : 'rollback';
   return {
     participant,
     gtrid: xid.gtrid,
     bqual: xid.bqual,
     coordinatorId: owner,
-    decision: owner !== rt.id ? 'unknown' : committed.has(xid.gtrid) ? 'commit' : 'rollback',
+    decision,
+    ...(decision === 'marker' ? { markerIn: markers } : {}),
     inFlight: rt.inFlight.has(xid.gtrid),
     ...(t !== undefined ? { ageMs: Math.max(0, rt.clock.now() - t) } : {}),
   };
 }
 
 /** Every txcoord branch prepared in any participant, with what this coordinator's log decides for it. */
-export async function listInDoubt(rt: Runtime): Promise<{ branches: InDoubtBranch[]; failures: Scan['failures'] }> {
+export async function listInDoubt(rt: Runtime, owned: ReadonlySet<string> = new Set([rt.id])): Promise<{ branches: InDoubtBranch[]; failures: Scan['failures'] }> {
   const scan = await scanParticipants(rt);
   const committed = committedByGtrid(rt);
-  const branches = [...scan.found].flatMap(([name, xids]) => xids.map((x) => describe(rt, name, x, committed)));
+  const branches = [...scan.found].flatMap(([name, xids]) => xids.map((x) => describe(rt, name, x, committed, owned)));
   return { branches, failures: scan.failures };
 }
+
+/**
+ * Settles the commit markers that decide `gtrid` (once per pass): 'commit' if any holder has a
+ * commit marker, 'abort' once every holder has an abort marker; throws when a holder cannot be reached.
+ */
+async function decideByMarkers(rt: Runtime, gtrid: string, holders: readonly string[]): Promise<'commit' | 'abort'> {
+  // The holder the qualifier names comes first, so the usual case settles one marker only.
+  for (const h of holders) if ((await settleMarker(rt, h, gtrid)) === 'commit') return 'commit';
+  return 'abort';
+}
+
+/** Deletes markers nobody needs any more: commit markers of finished transactions, abort markers past retention. */
+async function sweepMarkers(rt: Runtime, stillPrepared: ReadonlySet<string>, scanComplete: boolean): Promise<number> {
+  const live = new Set(rt.log.live().map((r) => r.gtrid));
+  let removed = 0;
+  for (const name of rt.markerHolders) {
+    const p = rt.participants.get(name);
+    if (!p?.listMarkers || !p.deleteMarkers) continue;
+    try {
+      const rows = await p.listMarkers(`txc1.${rt.id}.`, 1000);
+      const now = Date.now();
+      const drop = rows
+        .filter((m) => !rt.inFlight.has(m.gtrid) && !stillPrepared.has(m.gtrid) && !live.has(m.gtrid))
+        // A commit marker may go once no branch it decides is prepared anywhere (every scan
+        // answered); an abort marker guards against a late commit, so it is kept for a while.
+        .filter((m) => (m.outcome === 'commit' ? scanComplete : now - m.createdAt > rt.markerRetentionMs))
+        .map((m) => m.gtrid);
+      if (drop.length > 0) await p.deleteMarkers(drop);
+      removed += drop.length;
+    } catch (err) {
+      rt.logger.debug({ participant: name, err }, 'marker sweep failed; next pass retries');
+    }
+  }
+  return removed;
+}
+
+const NO_SAGAS: SagaRecoveryReport = { resumed: 0, committed: 0, compensated: 0, failed: 0, remaining: [] };
 
 /**
  * One recovery pass (the same function the start-up, the interval timer, `coord.recover()` and
  * the CLI call). Presumed abort: an owned, not-in-flight branch is committed when a commit record
  * exists and rolled back otherwise; commit records whose branches are all finished get an end record.
+ * With a shared log it first takes over the work of dead processes; unfinished sagas are
+ * resumed; finished transactions' markers are swept.
  */
-export async function recoverOnce(rt: Runtime, options: RecoverOptions = {}): Promise<RecoveryReport> {
-  const { branches, failures } = await listInDoubt(rt);
+export async function recoverOnce(
+  rt: Runtime,
+  options: RecoverOptions = {},
+  resumeSagas?: (waitMs: number) => Promise<SagaRecoveryReport>,
+): Promise<RecoveryReport> {
+  // With a shared log, first take over what dead processes left: their decided transactions
+  // (records now in our live set) and their coordinator ids (presumed abort for the rest).
+  const shared = isSharedLog(rt.log) && !options.dryRun ? rt.log : undefined;
+  const taken = shared ? await shared.takeOver() : { transactions: [], coordinators: [] };
+  if (taken.transactions.length || taken.coordinators.length) rt.logger.warn({ transactions: taken.transactions.length, coordinators: taken.coordinators }, 'took over work of a dead coordinator process');
+  try {
+    return await recoverPass(rt, options, new Set([rt.id, ...taken.coordinators]), resumeSagas);
+  } finally {
+    for (const c of taken.coordinators) await shared?.releaseCoordinator(c).catch((err: unknown) => rt.logger.warn({ coordinator: c, err }, 'could not release a claimed coordinator id'));
+  }
+}
+
+/** Whether the shared log holds a commit record for `gtrid` that this process does not own. */
+function decidedElsewhere(shared: SharedDecisionLog, gtrid: string, checked: Map<string, Promise<boolean>>): Promise<boolean> {
+  let p = checked.get(gtrid);
+  if (!p) checked.set(gtrid, (p = shared.history(gtrid).then((h) => h.some((r) => r.type === 'commit'))));
+  return p;
+}
+
+async function recoverPass(
+  rt: Runtime,
+  options: RecoverOptions,
+  owned: ReadonlySet<string>,
+  resumeSagas: ((waitMs: number) => Promise<SagaRecoveryReport>) | undefined,
+): Promise<RecoveryReport> {
+  const shared = isSharedLog(rt.log) ? rt.log : undefined;
+  const checked = new Map<string, Promise<boolean>>();
+  const { branches, failures } = await listInDoubt(rt, owned);
   // Only where the scan succeeded is "not prepared" a fact.
   const scanned = new Set([...rt.participants.keys()].filter((n) => !failures.some((f) => f.participant === n)));
   const committed = committedByGtrid(rt);
@@ -75,9 +160,10 @@ export async function recoverOnce(rt: Runtime, options: RecoverOptions = {}): Pr
   let ended = 0;
   // Branches of a commit record that recovery could not finish keep that record live.
   const unfinished = new Set<string>();
+  const settled = new Map<string, Promise<'commit' | 'abort'>>();
 
   const actionable = branches.filter((b) => {
-    const act = b.coordinatorId === rt.id && !rt.inFlight.has(b.gtrid);
+    const act = b.decision !== 'unknown' && !rt.inFlight.has(b.gtrid);
     if (!act) remaining.push(b);
     return act;
   });
@@ -104,8 +190,38 @@ export async function recoverOnce(rt: Runtime, options: RecoverOptions = {}): Pr
       }
     } else {
       try {
-        await rt.participants.get(b.participant)?.rollbackPrepared(xid);
-        rolledBack++;
+        let decision: 'commit' | 'abort' = 'abort';
+        // A shared log's live() holds only what this process owns: another live process may own
+        // this transaction's commit record and be committing it right now. Never roll that back.
+        if (shared && (await decidedElsewhere(shared, b.gtrid, checked))) {
+          remaining.push(b);
+          continue;
+        }
+        if (b.decision === 'marker') {
+          let pending = settled.get(b.gtrid);
+          if (!pending) settled.set(b.gtrid, (pending = decideByMarkers(rt, b.gtrid, b.markerIn ?? [])));
+          decision = await pending;
+        }
+        if (decision === 'commit') {
+          const byMarker: CommitRecord = {
+            type: 'commit',
+            gtrid: b.gtrid,
+            protocol: 'last-resource',
+            branches: [{ participant: b.participant, bqual: b.bqual }],
+            coordinatorId: rt.id,
+            host: rt.host,
+            pid: rt.pid,
+            startedAt: gtridTime(b.gtrid) ?? 0,
+            decidedAt: rt.clock.now(),
+          };
+          const outcome = await commitBranch(rt, byMarker, { participant: b.participant, bqual: b.bqual });
+          if (outcome.kind === 'committed') committedCount++;
+          else if (outcome.kind === 'heuristic') heuristic.push(outcome.report);
+          else throw outcome.error ?? new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `commit of ${xidKey(xid)} not acknowledged yet`, { retryable: true });
+        } else {
+          await rt.participants.get(b.participant)?.rollbackPrepared(xid);
+          rolledBack++;
+        }
       } catch (err) {
         remaining.push(b);
         failures.push({ participant: b.participant, code: errorCode(err), message: (err as Error).message });
@@ -133,7 +249,10 @@ export async function recoverOnce(rt: Runtime, options: RecoverOptions = {}): Pr
     ended++;
   }
 
-  const report: RecoveryReport = { committed: committedCount, rolledBack, ended, heuristic, remaining, failures };
+  const sagas = options.dryRun || !resumeSagas ? NO_SAGAS : await resumeSagas(options.sagaWaitMs ?? 30_000);
+  const stillPrepared = new Set(remaining.map((b) => b.gtrid));
+  const markersRemoved = options.dryRun ? 0 : await sweepMarkers(rt, stillPrepared, failures.length === 0);
+  const report: RecoveryReport = { committed: committedCount, rolledBack, ended, heuristic, remaining, failures, sagas, markersRemoved };
   rt.stats.recovered.committed += committedCount;
   rt.stats.recovered.rolledBack += rolledBack;
   if (committedCount || rolledBack || heuristic.length || failures.length) {

@@ -1,116 +1,29 @@
-import type { Logger } from 'pino';
 import type { BranchRecord, CommitRecord } from '../log/log-record.js';
-import { backoffDelay } from './backoff.js';
-import { sleep } from './clock.js';
+import { commitAsSaga } from '../sagas/transaction-saga.js';
+import { abortBranches, finishReader } from './abort-branches.js';
+import type { BackgroundWork } from './background-work.js';
+import { commitWithMarker, stageMarker } from './commit-marker.js';
 import { TxcError } from './errors.js';
-import { retryPhaseTwo, endCommitted } from './phase-two.js';
+import { commitDecided } from './phase-two.js';
+import { asPrepareFailure, prepareAll } from './prepare-all.js';
 import { TxStateMachine } from './protocol.js';
 import type { Runtime } from './runtime.js';
+import { selectProtocol } from './select-protocol.js';
 import { TransactionContext, type BranchEntry } from './transaction-context.js';
-import type { HeuristicReport, TransactionOptions, TransactionResult, Tx } from './types.js';
+import type { CommitMode, TransactionOptions, TransactionResult, Tx } from './types.js';
 import { newGtrid } from './xid.js';
 
-/** Background phase-two work the coordinator waits for on close. */
-export interface BackgroundWork {
-  readonly signal: AbortSignal;
-  track(p: Promise<void>): void;
-}
+export type { BackgroundWork } from './background-work.js';
 
-function withTimeout<T>(rt: Runtime, p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const cancel = rt.clock.setTimeout(() => reject(onTimeout()), ms);
-    p.then(
-      (v) => (cancel(), resolve(v)),
-      (e: unknown) => (cancel(), reject(e)),
-    );
-  });
-}
-
-/** Like Promise.all, but rejects only after every promise settled (no prepare left running on abort). */
-async function settleAll(promises: readonly Promise<void>[]): Promise<void> {
-  const results = await Promise.allSettled(promises);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-}
-
-function asPrepareFailure(err: unknown, gtrid: string): TxcError {
-  if (TxcError.is(err) && (err.code === 'TXC_PREPARE_FAILED' || err.code === 'TXC_PREPARE_TIMEOUT')) return err;
-  return new TxcError('TXC_PREPARE_FAILED', `Transaction ${gtrid} could not be prepared`, { cause: err, retryable: TxcError.is(err) && err.retryable });
+function branchRecords(entries: readonly BranchEntry[]): BranchRecord[] {
+  return entries.map((w) => ({ participant: w.name, bqual: w.xid.bqual, ...(w.localTxId !== undefined ? { localTxId: w.localTxId } : {}) }));
 }
 
 /**
- * Rolls back, from fresh connections, a branch that is or may become prepared (a prepare we
- * stopped waiting for may still land; a rollback may have failed), a few times with backoff;
- * anything still prepared after that is found by the recovery timer (no commit record).
- */
-async function rollBackStraggler(rt: Runtime, e: BranchEntry, signal: AbortSignal, log: Logger): Promise<void> {
-  for (let attempt = 0; attempt < 5 && !signal.aborted; attempt++) {
-    try {
-      if ((await e.participant.rollbackPrepared(e.xid)) === 'done') return;
-    } catch (err) {
-      log.debug({ participant: e.name, err }, 'rollback of a timed-out prepare failed; retrying');
-    }
-    await sleep(rt.clock, backoffDelay(attempt + 3, rt.backoff, rt.random), signal);
-  }
-}
-
-/**
- * Rolls back every branch. Failures are logged, not thrown: with presumed abort, any branch left
- * prepared has no commit record, so recovery rolls it back.
- */
-async function abortBranches(rt: Runtime, background: BackgroundWork, entries: readonly BranchEntry[], log: Logger): Promise<void> {
-  await Promise.all(
-    entries.map(async (e) => {
-      if (e.state === 'finished') return;
-      try {
-        if (e.state === 'preparing') {
-          // Still preparing after the deadline: drop the connection (MariaDB detaches the branch
-          // only then) and roll back from fresh ones, now and if the prepare lands late.
-          e.branch.release(true);
-          background.track(rollBackStraggler(rt, e, background.signal, log));
-        } else {
-          await e.branch.rollback();
-        }
-      } catch (err) {
-        e.branch.release(true);
-        // A prepared branch keeps its locks until someone rolls it back: retry soon rather than
-        // leave it to the next recovery pass (an unprepared one ended with its connection).
-        if (e.state === 'prepared') background.track(rollBackStraggler(rt, e, background.signal, log));
-        log.warn({ participant: e.name, err }, 'rollback failed; retrying in the background (recovery would also roll it back)');
-      }
-      e.state = 'finished';
-    }),
-  );
-}
-
-/** Commits a read-only branch to release its locks; what it read needs no outcome. */
-async function finishReader(e: BranchEntry, log: Logger): Promise<void> {
-  try {
-    await e.branch.commitOnePhase();
-  } catch (err) {
-    e.branch.release(true);
-    log.debug({ participant: e.name, err }, 'read-only branch did not end cleanly (harmless: it wrote nothing)');
-  }
-  e.state = 'finished';
-}
-
-async function prepareOne(rt: Runtime, gtrid: string, e: BranchEntry): Promise<void> {
-  e.state = 'preparing';
-  try {
-    const r = await e.branch.prepare();
-    e.state = 'prepared';
-    if (r.localTxId !== undefined) e.localTxId = r.localTxId;
-  } catch (err) {
-    // A refused prepare is rolled back by the adapter; anything else may or may not have prepared.
-    if (TxcError.is(err, 'TXC_PREPARE_FAILED')) e.state = 'finished';
-    throw err;
-  }
-  await rt.point('after-prepare', { gtrid, participant: e.name });
-}
-
-/**
- * Runs one global transaction: the user's callback, then the cheapest correct commit protocol
- * (nothing for read-only, one local commit for a single writer, presumed-abort 2PC otherwise).
+ * Runs one global transaction: the user's callback, then the cheapest protocol that gives the
+ * strongest guarantee its written participants allow (see selectProtocol): nothing for
+ * read-only, one local commit for a single writer, presumed-abort 2PC, 2PC with a commit-marked
+ * last resource, or a compensating saga.
  */
 export async function runTransaction<T>(
   rt: Runtime,
@@ -122,13 +35,34 @@ export async function runTransaction<T>(
   const startedAt = rt.clock.now();
   const log = rt.logger.child({ txid: gtrid });
   const sm = new TxStateMachine();
-  const ctx = new TransactionContext(rt, gtrid);
+  const mode = options.mode ?? 'auto';
+  const decisionIn = options.decisionIn === false ? undefined : (options.decisionIn ?? rt.decisionIn);
+  const ctx = new TransactionContext(rt, gtrid, mode, rt.markerHint(decisionIn));
   rt.inFlight.add(gtrid);
   let handedToBackground = false;
-  const done = (mode: TransactionResult<T>['mode'], value: T, writers: readonly BranchEntry[], phaseTwoPending = false): TransactionResult<T> => {
-    rt.stats.committed[mode]++;
-    log.info({ mode, participants: writers.map((w) => w.name), ms: rt.clock.now() - startedAt, phaseTwoPending }, 'transaction committed');
-    return { id: gtrid, outcome: 'committed', mode, value, participants: writers.map((w) => w.name), phaseTwoPending };
+  const audit = {
+    gtrid,
+    coordinatorId: rt.id,
+    host: rt.host,
+    pid: rt.pid,
+    startedAt,
+    ...(options.meta ? { meta: options.meta } : {}),
+  };
+  const done = (m: CommitMode, value: T, writers: readonly BranchEntry[], extra: { phaseTwoPending?: boolean; decisionIn?: string } = {}): TransactionResult<T> => {
+    rt.stats.committed[m]++;
+    const guarantee = m === 'saga' ? 'compensating' : 'atomic';
+    const phaseTwoPending = extra.phaseTwoPending ?? false;
+    log.info({ mode: m, guarantee, participants: writers.map((w) => w.name), ms: rt.clock.now() - startedAt, phaseTwoPending, decisionIn: extra.decisionIn }, 'transaction committed');
+    return {
+      id: gtrid,
+      outcome: 'committed',
+      mode: m,
+      guarantee,
+      ...(extra.decisionIn !== undefined ? { decisionIn: extra.decisionIn } : m === '2pc' ? { decisionIn: 'log' } : {}),
+      value,
+      participants: writers.map((w) => w.name),
+      phaseTwoPending,
+    };
   };
   const fail = async (entries: readonly BranchEntry[], err: unknown): Promise<never> => {
     sm.to('aborting');
@@ -137,6 +71,13 @@ export async function runTransaction<T>(
     rt.stats.rolledBack++;
     log.warn({ err, ms: rt.clock.now() - startedAt }, 'transaction rolled back');
     throw err;
+  };
+  const unknown = (writers: readonly BranchEntry[], err: unknown, fact: string): never => {
+    sm.to('unknown');
+    rt.stats.outcomeUnknown++;
+    for (const w of writers) w.branch.release(true);
+    log.error({ err }, fact);
+    throw new TxcError('TXC_OUTCOME_UNKNOWN', `${fact}; restart the coordinator (or run \`txcoord recover\`) once the cause is fixed, and recovery will finish ${gtrid}`, { cause: err });
   };
 
   try {
@@ -157,25 +98,27 @@ export async function runTransaction<T>(
     }
     const writers = entries.filter((_, i) => written[i]);
     const readers = entries.filter((_, i) => !written[i]);
+    const finishReaders = () => Promise.all(readers.map((r) => finishReader(r, log)));
 
     if (writers.length === 0) {
-      await Promise.all(readers.map((r) => finishReader(r, log)));
+      await finishReaders();
       sm.to('committed');
       return done('read-only', value, writers);
     }
+    const protocol = selectProtocol(writers, mode, decisionIn);
 
-    if (writers.length === 1) {
-      const writer = writers[0] as BranchEntry;
-      await Promise.all(readers.map((r) => finishReader(r, log)));
+    if (protocol.kind === 'one-phase') {
+      const writer = protocol.writer;
+      await finishReaders();
       sm.to('one-phase');
       try {
         await writer.branch.commitOnePhase();
         writer.state = 'finished';
       } catch (err) {
         writer.state = 'finished';
-        const unknown = TxcError.is(err, 'TXC_OUTCOME_UNKNOWN');
-        sm.to(unknown ? 'unknown' : 'aborted');
-        if (unknown) rt.stats.outcomeUnknown++;
+        const isUnknown = TxcError.is(err, 'TXC_OUTCOME_UNKNOWN');
+        sm.to(isUnknown ? 'unknown' : 'aborted');
+        if (isUnknown) rt.stats.outcomeUnknown++;
         else rt.stats.rolledBack++;
         log.warn({ err }, 'one-phase commit failed');
         throw err;
@@ -184,91 +127,66 @@ export async function runTransaction<T>(
       return done('one-phase', value, writers);
     }
 
+    const toPrepare = protocol.kind === 'last-resource' ? protocol.prepared : writers.filter((w) => w.twoPhase);
     sm.to('preparing');
     const timeoutMs = options.prepareTimeoutMs ?? rt.prepareTimeoutMs;
-    const [prepared] = await Promise.allSettled([
-      withTimeout(rt, settleAll(writers.map((w) => prepareOne(rt, gtrid, w))), timeoutMs, () =>
-        new TxcError('TXC_PREPARE_TIMEOUT', `Transaction ${gtrid} did not prepare within ${timeoutMs} ms`, {
-          details: { participants: writers.filter((w) => w.state === 'preparing').map((w) => w.name).join(',') },
-          retryable: true,
-        }),
-      ),
-      Promise.all(readers.map((r) => finishReader(r, log))),
-    ]);
-    if (prepared.status === 'rejected') return await fail(writers, asPrepareFailure(prepared.reason, gtrid));
+    const staged = protocol.kind === 'last-resource' ? stageMarker(protocol.last, gtrid) : undefined;
+    // A failure of the staged insert is handled at the commit point; never an unhandled rejection.
+    staged?.catch(() => undefined);
+    const [prepared] = await Promise.allSettled([prepareAll(rt, gtrid, toPrepare, timeoutMs), finishReaders()]);
+    if (prepared.status === 'rejected') {
+      // The uncommitted marker goes with the last resource's rollback.
+      await staged?.catch(() => undefined);
+      return await fail(writers, prepared.reason);
+    }
+    // Branches found read-only at prepare are over; only the rest take part in phase two.
+    const committing = toPrepare.filter((w) => w.state === 'prepared');
+
+    if (protocol.kind === 'saga') {
+      sm.to('deciding');
+      try {
+        const r = await commitAsSaga(rt, background, audit, [...committing, ...writers.filter((w) => !w.twoPhase)], log);
+        sm.to('committing');
+        sm.to('committed');
+        handedToBackground = r.phaseTwoPending;
+        return done('saga', value, writers, { phaseTwoPending: r.phaseTwoPending });
+      } catch (err) {
+        sm.to('aborting');
+        sm.to('aborted');
+        rt.stats.rolledBack++;
+        throw err;
+      }
+    }
 
     sm.to('deciding');
-    const branches: BranchRecord[] = writers.map((w) => ({
-      participant: w.name,
-      bqual: w.xid.bqual,
-      ...(w.localTxId !== undefined ? { localTxId: w.localTxId } : {}),
-    }));
-    const record: CommitRecord = {
-      type: 'commit',
-      gtrid,
-      branches,
-      coordinatorId: rt.id,
-      host: rt.host,
-      pid: rt.pid,
-      startedAt,
-      decidedAt: rt.clock.now(),
-      ...(options.meta ? { meta: options.meta } : {}),
-    };
-    try {
-      await rt.log.append(record, true);
-    } catch (err) {
-      if (!(TxcError.is(err) && err.details['durability'] === 'unknown')) return await fail(writers, err);
-      // The record may be on disk after all: a rollback now could contradict a decision that
-      // recovery later reads. Leave the branches prepared; recovery with the reopened log decides.
-      sm.to('unknown');
-      rt.stats.outcomeUnknown++;
-      for (const w of writers) w.branch.release(true);
-      log.error({ err }, 'commit record may or may not be durable; branches left prepared for recovery');
-      throw new TxcError('TXC_OUTCOME_UNKNOWN', `The decision log failed while recording the commit of ${gtrid}, so it may or may not be durable; restart the coordinator (or run \`txcoord recover\`) once the log's disk is fixed`, { cause: err });
+    let record: CommitRecord;
+    if (protocol.kind === 'last-resource') {
+      const last = protocol.last;
+      await rt.point('before-marker', { gtrid, participant: last.name });
+      const r = await commitWithMarker(rt, last, gtrid, log, staged as Promise<'inserted' | 'commit' | 'abort'>);
+      if (r.outcome === 'aborted') return await fail(writers, new TxcError('TXC_COMMIT_FAILED', `The last resource ${last.name} did not commit ${gtrid}, so it was rolled back everywhere`, { cause: r.error }));
+      if (r.outcome === 'unknown') return unknown(committing, r.error, `The commit of the last resource ${last.name} was lost and its marker could not be read yet`);
+      record = { ...audit, type: 'commit', protocol: 'last-resource', markerIn: last.name, branches: branchRecords(committing), decidedAt: rt.clock.now() };
+      // The marker is the decision; this record (not forced) drives phase-two retries and audit.
+      void rt.log.append(record, false).catch((err: unknown) => log.warn({ err }, 'last-resource commit record not written; the marker still decides'));
+    } else {
+      record = { ...audit, type: 'commit', protocol: '2pc', branches: branchRecords(committing), decidedAt: rt.clock.now() };
+      try {
+        await rt.log.append(record, true);
+      } catch (err) {
+        if (!(TxcError.is(err) && err.details['durability'] === 'unknown')) return await fail(writers, err);
+        // The record may be on disk after all: a rollback now could contradict a decision that
+        // recovery later reads. Leave the branches prepared; recovery with the reopened log decides.
+        return unknown(committing, err, `The decision log failed while recording the commit of ${gtrid}, so it may or may not be durable`);
+      }
     }
     await rt.point('after-decision', { gtrid });
-
     sm.to('committing');
-    // The outcome is already decided: a database that stops answering must not hold the caller.
-    // A commit not acknowledged in time goes to the background retry like a failed one.
-    const outcomes = await Promise.allSettled(
-      writers.map((w) =>
-        withTimeout(
-          rt,
-          w.branch.commitPrepared().then(async (r) => {
-            await rt.point('after-commit', { gtrid, participant: w.name });
-            return r;
-          }),
-          rt.phaseTwoTimeoutMs,
-          () => new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `${w.name} did not acknowledge the commit of ${gtrid} within ${rt.phaseTwoTimeoutMs} ms`, { retryable: true }),
-        ),
-      ),
-    );
-    const heuristics: HeuristicReport[] = [];
-    const remaining: BranchRecord[] = [];
-    outcomes.forEach((o, i) => {
-      const b = branches[i] as BranchRecord;
-      if (o.status === 'fulfilled' && o.value === 'done') return;
-      if (o.status === 'fulfilled' && o.value === 'rolled-back') {
-        heuristics.push({ gtrid, participant: b.participant, bqual: b.bqual, expected: 'commit', actual: 'rolled-back' });
-        return;
-      }
-      (writers[i] as BranchEntry).branch.release(true);
-      remaining.push(b);
-    });
+    handedToBackground = await commitDecided(rt, background, record, committing, log);
     sm.to('committed');
-    if (remaining.length === 0) {
-      await endCommitted(rt, record, heuristics, { awaitEnd: false });
-      return done('2pc', value, writers);
-    }
-    handedToBackground = true;
-    log.warn({ branches: remaining.map((b) => b.participant) }, 'phase-two commit not acknowledged; retrying in the background (the transaction is committed)');
-    background.track(
-      retryPhaseTwo(rt, record, remaining, heuristics, background.signal)
-        .catch((err: unknown) => log.error({ err }, 'phase-two retry stopped; recovery will finish the transaction'))
-        .finally(() => rt.inFlight.delete(gtrid)),
-    );
-    return done('2pc', value, writers, true);
+    return protocol.kind === 'last-resource'
+      ? done('last-resource', value, writers, { phaseTwoPending: handedToBackground, decisionIn: protocol.last.name })
+      : done('2pc', value, writers, { phaseTwoPending: handedToBackground });
   } finally {
     if (!handedToBackground) rt.inFlight.delete(gtrid);
   }

@@ -16,6 +16,12 @@ export interface CoordinatorStats {
   readonly recovered: { readonly committed: number; readonly rolledBack: number };
   /** Transactions running right now (including phase-two retries). */
   readonly inFlight: number;
+  /** Sagas finished, by final state. */
+  readonly sagas: { readonly committed: number; readonly compensated: number; readonly failed: number };
+  /** Saga actions and compensations retried after a transient failure. */
+  readonly sagaRetries: number;
+  /** Each participant's circuit breaker state and how many times it opened. */
+  readonly breakers: Readonly<Record<string, { readonly state: string; readonly opened: number }>>;
 }
 
 /** The mutable counters behind {@link CoordinatorStats}. */
@@ -26,21 +32,25 @@ export interface StatsCounters {
   heuristic: number;
   phaseTwoRetries: number;
   recovered: { committed: number; rolledBack: number };
+  sagas: { committed: number; compensated: number; failed: number };
+  sagaRetries: number;
 }
 
 /** Fresh counters, all zero. */
 export function createStatsCounters(): StatsCounters {
   return {
-    committed: { 'read-only': 0, 'one-phase': 0, '2pc': 0 },
+    committed: { 'read-only': 0, 'one-phase': 0, '2pc': 0, 'last-resource': 0, saga: 0 },
     rolledBack: 0,
     outcomeUnknown: 0,
     heuristic: 0,
     phaseTwoRetries: 0,
     recovered: { committed: 0, rolledBack: 0 },
+    sagas: { committed: 0, compensated: 0, failed: 0 },
+    sagaRetries: 0,
   };
 }
 
 /** A snapshot of `counters` that later updates do not change. */
-export function snapshotStats(counters: StatsCounters, inFlight: number): CoordinatorStats {
-  return { ...counters, committed: { ...counters.committed }, recovered: { ...counters.recovered }, inFlight };
+export function snapshotStats(counters: StatsCounters, inFlight: number, breakers: CoordinatorStats['breakers'] = {}): CoordinatorStats {
+  return { ...counters, committed: { ...counters.committed }, recovered: { ...counters.recovered }, sagas: { ...counters.sagas }, inFlight, breakers };
 }

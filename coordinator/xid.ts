@@ -10,7 +10,11 @@ export interface Xid {
   readonly formatId: number;
   /** Global transaction id: `txc1.<coordinatorId>.<uuid v7 hex>`, at most 62 bytes. */
   readonly gtrid: string;
-  /** Branch qualifier: `b<n>`, unique within the global transaction. */
+  /**
+   * Branch qualifier: `b<n>`, unique within the global transaction; `b<n>~<participant>` when
+   * the decision is a commit marker in that participant (last resource / `decisionIn`), so a
+   * branch found prepared after a crash says by itself where its outcome is recorded.
+   */
   readonly bqual: string;
 }
 
@@ -20,7 +24,7 @@ export const TXC_FORMAT_ID = 0x54584331;
 const COORD_ID = /^[A-Za-z0-9_-]{1,24}$/;
 const PARTICIPANT_NAME = /^[A-Za-z0-9_-]{1,48}$/;
 const GTRID = /^txc1\.([A-Za-z0-9_-]{1,24})\.([0-9a-f]{32})$/;
-const BQUAL = /^b([0-9]{1,4})$/;
+const BQUAL = /^b([0-9]{1,4})(?:~([A-Za-z0-9_-]{1,48}))?$/;
 
 /** Throws TXC_ID_INVALID unless `id` is a valid coordinator id. */
 export function assertCoordinatorId(id: unknown): asserts id is string {
@@ -45,12 +49,21 @@ export function newGtrid(coordinatorId: string, uuid: () => string = uuidv7): st
   return gtrid;
 }
 
-/** The xid of branch number `index` (0-based) of `gtrid`. */
-export function branchXid(gtrid: string, index: number): Xid {
+/**
+ * The xid of branch number `index` (0-based) of `gtrid`; with `markerIn`, the qualifier also
+ * names the participant holding the transaction's commit marker.
+ */
+export function branchXid(gtrid: string, index: number, markerIn?: string): Xid {
   if (!GTRID.test(gtrid) || !Number.isInteger(index) || index < 0 || index > 9999) {
     throw new TxcError('TXC_ID_INVALID', `Cannot build a branch xid from ${gtrid} #${index}`);
   }
-  return { formatId: TXC_FORMAT_ID, gtrid, bqual: `b${index}` };
+  if (markerIn !== undefined) assertParticipantName(markerIn);
+  return { formatId: TXC_FORMAT_ID, gtrid, bqual: markerIn === undefined ? `b${index}` : `b${index}~${markerIn}` };
+}
+
+/** The participant holding the commit marker that decides this branch, if its qualifier names one. */
+export function markerParticipantOf(xid: Pick<Xid, 'bqual'>): string | undefined {
+  return BQUAL.exec(xid.bqual)?.[2];
 }
 
 /** Whether `xid` is a well-formed txcoord xid (anything else found in a database is not ours). */

@@ -8,6 +8,8 @@ import { createMemoryLog } from './memory/memory-log.js';
 export interface OpenLogOptions {
   /** Receives the log's warnings (torn tail cut, stale lock taken over). */
   readonly logger?: Logger;
+  /** The coordinator id opening it: the owner of what it writes in a shared log. */
+  readonly coordinatorId?: string;
 }
 
 /**
@@ -20,9 +22,14 @@ export async function openLog(config: LogConfig, opts: OpenLogOptions = {}): Pro
       return openFileLog(config, opts.logger ? { logger: opts.logger } : {});
     case 'memory':
       return createMemoryLog();
+    case 'postgres': {
+      if (!opts.coordinatorId) throw new TxcError('TXC_CONFIG_INVALID', 'A shared log needs the coordinator id of the process opening it', { details: { field: 'id' } });
+      const { openPostgresLog } = await import('./postgres/index.js');
+      return openPostgresLog(config, { coordinatorId: opts.coordinatorId, ...(opts.logger ? { logger: opts.logger } : {}) });
+    }
     default: {
       const type: unknown = (config as { type?: unknown }).type;
-      throw new TxcError('TXC_CONFIG_INVALID', `log.type must be "file" or "memory", not ${JSON.stringify(type)}`, {
+      throw new TxcError('TXC_CONFIG_INVALID', `log.type must be "file", "postgres" or "memory", not ${JSON.stringify(type)}`, {
         details: { field: 'log.type' },
       });
     }

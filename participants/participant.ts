@@ -8,10 +8,53 @@ export interface QueryResult {
   readonly rowCount: number;
 }
 
-/** What an adapter can do; the coordinator chooses the protocol from this, never from the driver name. */
+/**
+ * What an adapter can do; the coordinator chooses the protocol from this, never from the driver
+ * name. Two-phase implies local transactions. Neither means compensation only (an HTTP service).
+ */
 export interface Capabilities {
   /** The database can prepare a branch and commit or roll it back later (2PC). */
   readonly twoPhase: boolean;
+  /**
+   * The participant runs local (one-phase) transactions: it can be the commit-marked last
+   * resource, and saga steps on it run exactly once behind the barrier table.
+   */
+  readonly localTransactions: boolean;
+}
+
+/** The three kinds of participant, from the strongest guarantee they can take part in. */
+export type ParticipantKind = 'two-phase' | 'one-phase' | 'compensation-only';
+
+/** A participant's kind, from its capabilities. */
+export function participantKind(c: Capabilities): ParticipantKind {
+  if (c.twoPhase) return 'two-phase';
+  return c.localTransactions ? 'one-phase' : 'compensation-only';
+}
+
+/** Outcome a commit marker row records (`txcoord_markers`, one row per global transaction). */
+export type MarkerOutcome = 'commit' | 'abort';
+
+/** One row of `txcoord_markers`. */
+export interface MarkerRow {
+  readonly gtrid: string;
+  readonly outcome: MarkerOutcome;
+  /** When the row was written (ms since epoch, the database's clock). */
+  readonly createdAt: number;
+}
+
+/** Operations a saga barrier row can record. */
+export type BarrierOp = 'action' | 'compensate';
+
+/**
+ * Key of one `txcoord_barrier` row, unique per global id, step and operation. `origin` says
+ * who wrote it: the operation itself, or a compensation that found no action before it and
+ * wrote the action's row as a placeholder (a "null compensation"), so a late action does nothing.
+ */
+export interface BarrierRow {
+  readonly gid: string;
+  readonly step: string;
+  readonly op: BarrierOp;
+  readonly origin: 'action' | 'compensate';
 }
 
 /** Outcome of a branch's prepare. */
@@ -21,6 +64,11 @@ export interface PrepareResult {
    * fate (PostgreSQL `pg_xact_status`): stored in the commit record to detect heuristic outcomes.
    */
   readonly localTxId?: string;
+  /**
+   * The database found the branch read-only at prepare and already ended it (Oracle
+   * `tpcPrepare` answering false): it must not be committed or rolled back.
+   */
+  readonly readOnly?: boolean;
 }
 
 /** What resolving a prepared branch found. */
@@ -55,6 +103,18 @@ export interface Branch {
   rollback(): Promise<void>;
   /** Returns the pinned connection to its pool, destroying it when it may be in an unknown state. Idempotent. */
   release(destroy?: boolean): void;
+  /**
+   * Local-transaction branches of database adapters (those with `localTransactions`): inserts
+   * the `txcoord_markers` row for `gtrid` in this transaction unless one exists. An uncommitted
+   * row with that key makes this wait for its transaction (the database's unique-key lock), so
+   * the answer is final: 'inserted', or the outcome of the row that was already there.
+   */
+  insertMarker?(gtrid: string, outcome: MarkerOutcome): Promise<'inserted' | MarkerOutcome>;
+  /**
+   * Inserts a `txcoord_barrier` row in this transaction unless its key (gid, step, op) exists,
+   * waiting for an uncommitted one as for markers; 'inserted', or the existing row's origin.
+   */
+  insertBarrier?(row: BarrierRow): Promise<'inserted' | BarrierRow['origin']>;
 }
 
 /**
@@ -79,4 +139,46 @@ export interface Participant {
   localStatus?(localTxId: string): Promise<LocalTxStatus>;
   /** Closes pools and connections. */
   close(): Promise<void>;
+
+  /**
+   * Database adapters with `localTransactions`: starts a plain local transaction (no XA, no
+   * PREPARE) on a pinned connection; `xid` only names it in logs. Its Branch supports
+   * query / hasWritten / commitOnePhase / rollback / release / insertMarker / insertBarrier.
+   * For an adapter in local-only mode `begin` does the same.
+   */
+  beginLocal?(xid: Xid): Promise<Branch>;
+  /** Creates `txcoord_markers` and `txcoord_barrier` if missing (idempotent, safe concurrently). */
+  ensureBookkeeping?(): Promise<void>;
+  /** Marker rows whose gtrid starts with `prefix` (e.g. `txc1.<coordinatorId>.`), oldest first, at most `limit`. */
+  listMarkers?(prefix: string, limit: number): Promise<MarkerRow[]>;
+  /** Deletes these marker rows (garbage collection once their transactions ended). */
+  deleteMarkers?(gtrids: readonly string[]): Promise<void>;
+
+  /**
+   * Compensation-only services (HTTP): performs one operation. Resolves on success; rejects
+   * with TXC_STEP_REJECTED for a business refusal (no retry), TXC_STEP_MISCONFIGURED for a
+   * request the service can never accept, TXC_PARTICIPANT_UNAVAILABLE (retryable) otherwise.
+   */
+  invoke?(request: InvokeRequest): Promise<InvokeResult>;
+}
+
+/** One operation sent to a compensation-only service. */
+export interface InvokeRequest {
+  /** Path appended to the participant's base URL. */
+  readonly path: string;
+  /** JSON body. */
+  readonly body?: unknown;
+  /** Unique per saga, step and operation, and the same on every retry. */
+  readonly idempotencyKey: string;
+  /** Overrides the participant's timeout for this attempt. */
+  readonly timeoutMs?: number;
+  /** Aborts the attempt (saga deadline, coordinator closing). */
+  readonly signal?: AbortSignal;
+}
+
+/** A service's answer to a successful operation. */
+export interface InvokeResult {
+  readonly status: number;
+  /** Parsed JSON body, or the text when it is not JSON, or null when empty. */
+  readonly body: unknown;
 }

@@ -12,6 +12,9 @@ const FACTORIES: Factories = {
   postgres: async (name, config, deps) => (await import('./postgres/index.js')).createPostgresParticipant(name, config, deps),
   mysql: async (name, config, deps) => (await import('./mysql/index.js')).createMysqlParticipant(name, config, deps),
   pglite: async (name, config, deps) => (await import('./pglite/index.js')).createPgliteParticipant(name, config, deps),
+  mssql: async (name, config, deps) => (await import('./mssql/index.js')).createMssqlParticipant(name, config, deps),
+  oracle: async (name, config, deps) => (await import('./oracle/index.js')).createOracleParticipant(name, config, deps),
+  http: async (name, config, deps) => (await import('./http/index.js')).createHttpParticipant(name, config, deps),
   custom: async (_name, config) => config.adapter,
 };
 

@@ -4,8 +4,29 @@ import { TxcError } from '../../coordinator/errors.js';
 import { inspectLogDir, type LogInspection } from '../../log/file/inspect-log.js';
 import { verifyLogDir, type LogVerification } from '../../log/file/verify-log.js';
 import type { LogRecord } from '../../log/log-record.js';
+import type { LogConfig, PostgresLogConfig } from '../../log/decision-log.js';
+import { openLog } from '../../log/open-log.js';
+import { loadConfigFile } from '../../coordinator/config.js';
 import { EXIT, verifyExitCode, type ExitCode } from '../exit-codes.js';
 import { formatJson, plural, renderFacts, renderTable, type CliIO } from '../output.js';
+
+/** The shared log named by `--config`, if that config uses one; undefined for a file log. */
+async function sharedLogOf(options: { dir?: string; config?: string }, io: CliIO): Promise<PostgresLogConfig | undefined> {
+  if (options.dir !== undefined && options.config !== undefined) throw new TxcError('TXC_USAGE', 'Give --dir or --config, not both');
+  if (options.config === undefined) return undefined;
+  const log = (await loadConfigFile(options.config, io.env)).log;
+  if (log.type === 'postgres') return log;
+  if (log.type === 'file') {
+    (options as { dir?: string }).dir = log.dir;
+    return undefined;
+  }
+  throw new TxcError('TXC_USAGE', `The config's log is of type ${log.type}, which keeps nothing to inspect`);
+}
+
+function requireDirOption(options: { dir?: string }): string {
+  if (options.dir === undefined) throw new TxcError('TXC_USAGE', 'Give --dir <log directory> or --config <file>');
+  return options.dir;
+}
 
 /** A wrong `--dir` is a usage error (exit 2), not a damaged log (exit 1). */
 async function requireLogDir(dir: string): Promise<string> {
@@ -31,8 +52,12 @@ export function describeRecord(r: LogRecord): string {
     }
     case 'heuristic':
       return `${r.participant}/${r.bqual} expected ${r.expected}, actual ${r.actual} at ${time(r.at)}`;
+    case 'saga':
+      return `saga ${r.kind}${r.name ? ` ${r.name}` : ''} started ${time(r.startedAt)}${r.steps ? ` steps=${r.steps.map((st) => st.name).join(',')}` : ''} by ${r.coordinatorId} pid ${r.pid}@${r.host}`;
+    case 'saga-step':
+      return `step ${r.step} ${r.op} ${r.phase}${r.error ? ` (${r.error.code})` : ''} at ${time(r.at)}`;
     case 'end':
-      return `ended ${time(r.at)}`;
+      return `ended${r.status ? ` ${r.status}` : ''} ${time(r.at)}`;
   }
 }
 
@@ -133,17 +158,98 @@ export function inspectionJson(dir: string, ins: LogInspection): unknown {
 }
 
 /** `txcoord log verify --dir D [--json]`: read-only check; exit 0 when the log opens cleanly, 1 when corrupt. */
-export async function runLogVerify(options: { dir: string; json?: boolean }, io: CliIO): Promise<ExitCode> {
-  const dir = await requireLogDir(options.dir);
+export async function runLogVerify(options: { dir?: string; config?: string; json?: boolean }, io: CliIO): Promise<ExitCode> {
+  const shared = await sharedLogOf(options, io);
+  if (shared) {
+    const { verifyPostgresLog } = await import('../../log/postgres/index.js');
+    const v = await verifyPostgresLog(shared);
+    io.out(
+      options.json
+        ? formatJson(v)
+        : `Shared decision log (PostgreSQL, schema ${shared.schema ?? 'public'}): ${v.ok ? 'OK' : 'PROBLEMS FOUND'}\n` +
+            renderFacts([
+              ['records', v.records],
+              ['live', `${plural(v.liveTransactions, 'transaction')} (${plural(v.live, 'record')})`],
+              ['bad rows', v.bad.length],
+            ]) +
+            v.bad.map((b) => `  seq ${b.seq} (${b.gtrid}): ${b.reason}\n`).join('') +
+            v.notes.map((n) => `  note: ${n}\n`).join(''),
+    );
+    return v.ok ? EXIT.OK : EXIT.ATTENTION;
+  }
+  const dir = await requireLogDir(requireDirOption(options));
   const v = await verifyLogDir(dir);
   io.out(options.json ? formatJson(verificationJson(dir, v)) : renderVerification(dir, v));
   return verifyExitCode(v);
 }
 
 /** `txcoord log inspect --dir D [--json]`: every readable record and the live set; exit 1 when the log is corrupt. */
-export async function runLogInspect(options: { dir: string; json?: boolean }, io: CliIO): Promise<ExitCode> {
-  const dir = await requireLogDir(options.dir);
+export async function runLogInspect(options: { dir?: string; config?: string; json?: boolean }, io: CliIO): Promise<ExitCode> {
+  const shared = await sharedLogOf(options, io);
+  if (shared) {
+    const { inspectPostgresLog } = await import('../../log/postgres/index.js');
+    const ins = await inspectPostgresLog(shared);
+    if (options.json) io.out(formatJson(ins));
+    else {
+      let text = `Shared decision log (PostgreSQL, schema ${shared.schema ?? 'public'}): ${plural(ins.records, 'record')}, ${plural(ins.transactions.length, 'live transaction')}\n\nCoordinator processes:\n`;
+      text += renderTable(
+        [
+          { header: 'ID', cell: (i) => i.coordinatorId },
+          { header: 'HOST', cell: (i) => `${i.host ?? '?'}:${i.pid ?? '?'}` },
+          { header: 'ALIVE', cell: (i) => (i.alive ? 'yes' : 'no') },
+          { header: 'LEASE UNTIL', cell: (i) => i.leaseUntil },
+          { header: 'CLAIMED BY', cell: (i) => i.claimedBy ?? '' },
+        ],
+        ins.instances,
+      );
+      if (ins.transactions.length) {
+        text += '\nLive transactions:\n';
+        text += renderTable(
+          [
+            { header: 'GTRID', cell: (t) => t.gtrid },
+            { header: 'OWNER', cell: (t) => t.owner },
+            { header: 'LEASE', cell: (t) => (t.expired ? `expired ${t.leaseUntil}` : `until ${t.leaseUntil}`) },
+          ],
+          ins.transactions,
+        );
+        text += '\nLive records:\n';
+        text += renderTable(
+          [
+            { header: 'TYPE', cell: (r) => r.type },
+            { header: 'GTRID', cell: (r) => r.gtrid },
+            { header: 'DETAILS', cell: (r) => describeRecord(r) },
+          ],
+          ins.live,
+        );
+      }
+      io.out(text);
+    }
+    return EXIT.OK;
+  }
+  const dir = await requireLogDir(requireDirOption(options));
   const ins = await inspectLogDir(dir);
   io.out(options.json ? formatJson(inspectionJson(dir, ins)) : renderInspection(dir, ins));
   return ins.corruption ? EXIT.ATTENTION : EXIT.OK;
+}
+
+/**
+ * `txcoord log compact --dir D` (file log; takes its lock, so the coordinator must be stopped) or
+ * `--config F` (either log type): rewrites the log so it holds only what recovery still needs.
+ */
+export async function runLogCompact(opts: { dir?: string; config?: string; json?: boolean }, io: CliIO): Promise<ExitCode> {
+  let config: LogConfig;
+  let id: string | undefined;
+  if (opts.config) ({ log: config, id } = await loadConfigFile(opts.config, io.env));
+  else if (opts.dir) config = { type: 'file', dir: await requireLogDir(opts.dir) };
+  else throw new TxcError('TXC_USAGE', 'Give --dir <log directory> or --config <file>');
+  const log = await openLog(config, id ? { coordinatorId: id } : {});
+  try {
+    const before = log.live().length;
+    await log.compact();
+    const after = log.live().length;
+    io.out(opts.json ? formatJson({ ok: true, liveRecords: after }) : `Compacted the ${config.type} decision log: ${plural(after, 'live record')} kept${before !== after ? ` (was ${before})` : ''}.\n`);
+    return EXIT.OK;
+  } finally {
+    await log.close();
+  }
 }

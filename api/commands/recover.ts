@@ -11,6 +11,7 @@ const PROGRESS_MIN_BRANCHES = 20;
 export function plannedAction(b: InDoubtBranch, coordinatorId: string): string {
   if (b.coordinatorId !== coordinatorId) return `leave (owned by ${b.coordinatorId || 'unknown'})`;
   if (b.inFlight) return 'leave (in flight)';
+  if (b.decision === 'marker') return `commit if a marker in ${(b.markerIn ?? []).join('/')} says so, else roll back`;
   return b.decision === 'commit' ? 'commit' : 'roll back';
 }
 
@@ -33,8 +34,24 @@ export function renderRecovery(report: RecoveryReport, coordinatorId: string, dr
       ['ended', report.ended],
       ['heuristic', report.heuristic.length],
       ['still in doubt', report.remaining.length],
+      ['sagas resumed', report.sagas.resumed],
+      ['  committed', report.sagas.committed],
+      ['  compensated', report.sagas.compensated],
+      ['  failed (heuristic)', report.sagas.failed],
+      ['sagas unfinished', report.sagas.remaining.length],
+      ['markers removed', report.markersRemoved],
     ]);
     if (report.remaining.length > 0) text += `\nStill in doubt:\n\n${renderBranchTable(report.remaining)}`;
+    if (report.sagas.remaining.length > 0) {
+      text += '\nUnfinished sagas:\n\n';
+      text += renderTable(
+        [
+          { header: 'SAGA', cell: (r) => r.id },
+          { header: 'REASON', cell: (r) => r.reason },
+        ],
+        report.sagas.remaining,
+      );
+    }
   }
 
   if (report.heuristic.length > 0) {
@@ -65,6 +82,8 @@ export function renderRecovery(report: RecoveryReport, coordinatorId: string, dr
       ...(owned.length ? [`${plural(owned.length, 'branch', 'branches')} owned by '${coordinatorId}' still in doubt`] : []),
       ...(report.failures.length ? [plural(report.failures.length, 'participant problem')] : []),
       ...(report.heuristic.length ? [`${plural(report.heuristic.length, 'heuristic outcome')} to reconcile`] : []),
+      ...(report.sagas.remaining.length ? [`${plural(report.sagas.remaining.length, 'saga')} unfinished`] : []),
+      ...(report.sagas.failed ? [`${plural(report.sagas.failed, 'saga')} failed to compensate (repair by hand)`] : []),
     ];
     text +=
       problems.length === 0
@@ -85,6 +104,8 @@ export function recoveryJson(report: RecoveryReport, coordinatorId: string, dryR
     heuristic: report.heuristic,
     remaining: sortBranches(report.remaining).map((b) => ({ ...branchJson(b), ...(dryRun ? { action: plannedAction(b, coordinatorId) } : {}) })),
     failures: report.failures.map(cleanFailure),
+    sagas: report.sagas,
+    markersRemoved: report.markersRemoved,
   };
 }
 

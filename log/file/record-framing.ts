@@ -35,7 +35,7 @@ export type DecodeResult =
       readonly end?: number;
     };
 
-const RECORD_TYPES: ReadonlySet<string> = new Set(['commit', 'heuristic', 'end']);
+const RECORD_TYPES: ReadonlySet<string> = new Set(['commit', 'heuristic', 'saga', 'saga-step', 'end']);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**

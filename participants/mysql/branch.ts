@@ -1,10 +1,25 @@
 import type { Logger } from 'pino';
 import { TxcError, type TxcErrorCode } from '../../coordinator/errors.js';
 import { xidKey, type Xid } from '../../coordinator/xid.js';
-import type { Branch, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
+import type { BarrierRow, Branch, MarkerOutcome, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
+import { checkBarrier, checkMarker, isBarrierOrigin, isMarkerOutcome } from '../bookkeeping.js';
 import type { MysqlConnection, MysqlOkPacket } from './driver.js';
 import { classifyMysqlError, type MysqlErrorClass } from './errors.js';
-import { WRITE_COUNTERS, xaCommitOnePhaseSql, xaCommitSql, xaEndSql, xaPrepareSql, xaRollbackSql } from './sql.js';
+import {
+  COMMIT,
+  INSERT_BARRIER,
+  INSERT_MARKER,
+  ROLLBACK,
+  SELECT_BARRIER,
+  SELECT_MARKER,
+  SERVER_STATUS_IN_TRANS,
+  WRITE_COUNTERS,
+  xaCommitOnePhaseSql,
+  xaCommitSql,
+  xaEndSql,
+  xaPrepareSql,
+  xaRollbackSql,
+} from './sql.js';
 
 /** What a branch needs from the participant that started it. */
 export interface MysqlBranchHost {
@@ -12,10 +27,12 @@ export interface MysqlBranchHost {
   readonly logger: Logger;
   /** Commits or rolls back a prepared branch from a fresh pooled connection. */
   resolve(xid: Xid, action: 'commit' | 'rollback'): Promise<ResolveResult>;
+  /** Creates the bookkeeping tables if missing, from a pooled connection (DDL inside a transaction would commit it). */
+  ensureBookkeeping(): Promise<void>;
 }
 
 type State =
-  /** XA START done; statements run on the pinned connection. */
+  /** XA START (or, local, START TRANSACTION) done; statements run on the pinned connection. */
   | 'active'
   /** XA PREPARE done; the pinned connection (if still held) finishes it. */
   | 'prepared'
@@ -28,7 +45,11 @@ type FailureBuilder = (why: string, retryable: boolean, cause?: unknown, c?: Mys
 // Statements that certainly count as writes; anything else may return rows while writing.
 const PLAIN_DML = /^\s*(insert|update|delete|replace)\b/i;
 
-/** One global transaction's work on one MySQL/MariaDB connection, pinned from XA START to XA COMMIT. */
+/**
+ * One global transaction's work on one MySQL/MariaDB connection, pinned from XA START to XA COMMIT.
+ * A `local` branch is a plain transaction instead (START TRANSACTION … COMMIT, never XA), which
+ * cannot prepare.
+ */
 export class MysqlBranch implements Branch {
   private conn: MysqlConnection | undefined;
   private state: State = 'active';
@@ -37,8 +58,13 @@ export class MysqlBranch implements Branch {
   /** A statement answered with an OK packet (not rows): counted as written. */
   private wrote = false;
   private statements = 0;
-  /** A deadlock (or XA_RB*) rolled the whole branch back; only XA ROLLBACK is left. */
+  /**
+   * A deadlock (or XA_RB*; for a local branch also a lock wait timeout) rolled the whole branch
+   * back, or may have; only a rollback is left.
+   */
   private rolledBack: { readonly error: unknown; readonly class: MysqlErrorClass } | undefined;
+  /** Local: a statement (DDL, COMMIT…) ended the transaction, so later ones would autocommit. */
+  private escaped = false;
   private broken = false;
   private preparing = false;
   private tail: Promise<unknown> = Promise.resolve();
@@ -59,6 +85,8 @@ export class MysqlBranch implements Branch {
     readonly xid: Xid,
     conn: MysqlConnection,
     private readonly host: MysqlBranchHost,
+    /** A plain (non-XA) transaction: COMMIT / ROLLBACK, and prepare() throws TXC_UNSUPPORTED. */
+    readonly local = false,
   ) {
     this.conn = conn;
     conn.on('error', this.onConnectionError);
@@ -66,47 +94,138 @@ export class MysqlBranch implements Branch {
 
   /** Runs one statement; statements of one branch run one at a time, in call order. */
   query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    return this.serial(async () => {
-      const conn = this.conn;
-      if (this.state !== 'active' || this.ended || !conn) {
-        throw new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}`, {
+    return this.serial(() => this.exec(sql, params));
+  }
+
+  /**
+   * Inserts the commit marker in this transaction unless one exists (INSERT IGNORE, which waits
+   * for an uncommitted duplicate), then reads an existing one with a locking read so that the
+   * answer is the committed outcome even under REPEATABLE READ. Counts as a write.
+   */
+  async insertMarker(gtrid: string, outcome: MarkerOutcome): Promise<'inserted' | MarkerOutcome> {
+    checkMarker(this.host.name, gtrid, outcome);
+    return this.serial(() =>
+      this.insertOnce([INSERT_MARKER, [gtrid, outcome]], [SELECT_MARKER, [gtrid]], 'outcome', isMarkerOutcome),
+    );
+  }
+
+  /** Inserts the barrier row unless its key exists; 'inserted' or the existing row's origin. Counts as a write. */
+  async insertBarrier(row: BarrierRow): Promise<'inserted' | BarrierRow['origin']> {
+    checkBarrier(this.host.name, row);
+    return this.serial(() =>
+      this.insertOnce(
+        [INSERT_BARRIER, [row.gid, row.step, row.op, row.origin]],
+        [SELECT_BARRIER, [row.gid, row.step, row.op]],
+        'origin',
+        isBarrierOrigin,
+      ),
+    );
+  }
+
+  /** One statement on the pinned connection, in the serial queue. */
+  private async exec(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
+    const conn = this.conn;
+    if (this.state !== 'active' || this.ended || !conn) throw this.closed();
+    if (this.local) this.assertStillInTransaction();
+    const plainDml = PLAIN_DML.test(sql);
+    // Only a statement that answers with rows can write unnoticed (a SELECT calling a writing
+    // function), so the counters are read once, before the first such statement.
+    if (!plainDml && !this.wrote && this.writeBaseline === undefined) this.writeBaseline = await this.readWriteCounters(conn);
+    this.statements++;
+    let result: unknown;
+    try {
+      [result] = await conn.query(sql, params === undefined ? undefined : [...params]);
+    } catch (err) {
+      const c = this.noteFailure(err);
+      throw new TxcError('TXC_QUERY_FAILED', `A statement failed on participant ${this.host.name}`, {
+        cause: err,
+        retryable: c.retryable,
+        details: this.details(c),
+      });
+    }
+    const normalized = normalize(result);
+    // DML counts as written even when it matched no rows or answered with rows (RETURNING): conservative.
+    if (normalized.wrote || plainDml) this.wrote = true;
+    if (this.local && normalized.inTransaction === false) {
+      // DDL commits implicitly, and COMMIT/ROLLBACK sent as statements end the transaction: what
+      // follows would autocommit statement by statement, so the branch must not go on.
+      this.escaped = true;
+      throw new TxcError(
+        'TXC_QUERY_FAILED',
+        `A statement ended the transaction of branch ${xidKey(this.xid)} on ${this.host.name} (its work may already be committed): ` +
+          'never send DDL, COMMIT or ROLLBACK through tx.query',
+        { details: { participant: this.host.name } },
+      );
+    }
+    return { rows: normalized.rows, rowCount: normalized.rowCount };
+  }
+
+  /**
+   * The insert-or-read of a bookkeeping row; the locking read sees the row that the waited-for
+   * transaction committed. The row can vanish between the two statements (deleted by garbage
+   * collection), hence a second try.
+   */
+  private async insertOnce<T extends string>(
+    insert: readonly [string, readonly unknown[]],
+    select: readonly [string, readonly unknown[]],
+    column: string,
+    accept: (value: unknown) => value is T,
+  ): Promise<'inserted' | T> {
+    if (this.state !== 'active' || this.ended || !this.conn) throw this.closed();
+    await this.host.ensureBookkeeping();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      // Even a row that was already there counts: the branch holds its lock and must be
+      // committed or rolled back, not skipped as read-only. Set first, so no counters are read.
+      this.wrote = true;
+      if ((await this.exec(...insert)).rowCount > 0) return 'inserted';
+      const found = (await this.exec(...select)).rows[0]?.[column];
+      if (accept(found)) return found;
+      if (found !== undefined && found !== null) {
+        throw new TxcError('TXC_QUERY_FAILED', `A bookkeeping row on ${this.host.name} holds the unexpected ${column} ${JSON.stringify(found)}`, {
           details: { participant: this.host.name },
         });
       }
-      const plainDml = PLAIN_DML.test(sql);
-      // Only a statement that answers with rows can write unnoticed (a SELECT calling a writing
-      // function), so the counters are read once, before the first such statement.
-      if (!plainDml && !this.wrote && this.writeBaseline === undefined) this.writeBaseline = await this.readWriteCounters(conn);
-      this.statements++;
-      let result: unknown;
-      try {
-        [result] = await conn.query(sql, params === undefined ? undefined : [...params]);
-      } catch (err) {
-        const c = this.noteFailure(err);
-        throw new TxcError('TXC_QUERY_FAILED', `A statement failed on participant ${this.host.name}`, {
-          cause: err,
-          retryable: c.retryable,
-          details: this.details(c),
-        });
-      }
-      const normalized = normalize(result);
-      // DML counts as written even when it matched no rows or answered with rows (RETURNING): conservative.
-      if (normalized.wrote || plainDml) this.wrote = true;
-      return { rows: normalized.rows, rowCount: normalized.rowCount };
+    }
+    throw new TxcError('TXC_QUERY_FAILED', `A bookkeeping row on ${this.host.name} was deleted while being read; try again`, {
+      retryable: true,
+      details: { participant: this.host.name },
+    });
+  }
+
+  /** Local: refuses statements once the transaction is gone (they would autocommit). */
+  private assertStillInTransaction(): void {
+    const rolledBack = this.rolledBack;
+    if (rolledBack) {
+      throw new TxcError(
+        'TXC_QUERY_FAILED',
+        `The transaction of branch ${xidKey(this.xid)} on ${this.host.name} was rolled back by the database after an earlier failure`,
+        { cause: rolledBack.error, retryable: true, details: this.details(rolledBack.class) },
+      );
+    }
+    if (this.escaped) {
+      throw new TxcError('TXC_QUERY_FAILED', `The transaction of branch ${xidKey(this.xid)} on ${this.host.name} was ended by a statement`, {
+        details: { participant: this.host.name },
+      });
+    }
+  }
+
+  private closed(): TxcError {
+    return new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}`, {
+      details: { participant: this.host.name },
     });
   }
 
   /**
    * True after any statement that answered with an OK packet (DML, SET, CALL…: conservative);
    * otherwise compares the session's row-write counters with their value at XA START, which
-   * catches writes done by functions called from a SELECT. A broken or rolled-back branch
-   * answers true so that prepare runs and reports the failure.
+   * catches writes done by functions called from a SELECT. A broken, rolled-back or (local)
+   * escaped branch answers true so that prepare or commit runs and reports the failure.
    */
   hasWritten(): Promise<boolean> {
     return this.serial(async () => {
       if (this.wrote) return true;
       const conn = this.conn;
-      if (this.state !== 'active' || this.ended || !conn || this.broken || this.rolledBack) return true;
+      if (this.state !== 'active' || this.ended || !conn || this.broken || this.rolledBack || this.escaped) return true;
       if (this.statements === 0) return false;
       const baseline = this.writeBaseline;
       if (baseline === undefined || baseline === 'unreadable') return true;
@@ -123,8 +242,15 @@ export class MysqlBranch implements Branch {
     });
   }
 
-  /** XA END then XA PREPARE; the connection stays pinned for phase two. */
+  /** XA END then XA PREPARE; the connection stays pinned for phase two. A local branch throws TXC_UNSUPPORTED and stays open. */
   prepare(): Promise<PrepareResult> {
+    if (this.local) {
+      return Promise.reject(
+        new TxcError('TXC_UNSUPPORTED', `Participant ${this.host.name} cannot prepare ${xidKey(this.xid)}: it is a local (non-XA) transaction`, {
+          details: { participant: this.host.name, operation: 'prepare' },
+        }),
+      );
+    }
     return this.serial(async () => {
       const conn = await this.endActive((...a) => this.prepareFailed(...a));
       this.preparing = true;
@@ -193,18 +319,18 @@ export class MysqlBranch implements Branch {
     });
   }
 
-  /** XA END then XA COMMIT … ONE PHASE. */
+  /** XA END then XA COMMIT … ONE PHASE; a local branch sends COMMIT. */
   commitOnePhase(): Promise<void> {
     return this.serial(async () => {
       const conn = await this.endActive((...a) => this.commitFailed(...a));
       try {
-        await conn.query(xaCommitOnePhaseSql(this.xid));
+        await conn.query(this.local ? COMMIT : xaCommitOnePhaseSql(this.xid));
       } catch (err) {
         const c = this.noteFailure(err);
         if (c.kind === 'connection') {
           this.state = 'finished';
           this.drop(false);
-          throw new TxcError('TXC_OUTCOME_UNKNOWN', `The connection to ${this.host.name} was lost during XA COMMIT ONE PHASE`, {
+          throw new TxcError('TXC_OUTCOME_UNKNOWN', `The connection to ${this.host.name} was lost during ${this.local ? 'COMMIT' : 'XA COMMIT ONE PHASE'}`, {
             cause: err,
             details: this.details(c),
           });
@@ -217,7 +343,7 @@ export class MysqlBranch implements Branch {
     });
   }
 
-  /** XA END + XA ROLLBACK before prepare, XA ROLLBACK after; a finished branch is left alone. */
+  /** XA END + XA ROLLBACK before prepare (local: ROLLBACK), XA ROLLBACK after; a finished branch is left alone. */
   rollback(): Promise<void> {
     return this.serial(async () => {
       if (this.state === 'active') {
@@ -286,6 +412,11 @@ export class MysqlBranch implements Branch {
       return;
     }
     try {
+      if (this.local) {
+        await conn.query(ROLLBACK);
+        this.drop(true);
+        return;
+      }
       if (!this.ended) {
         try {
           await conn.query(xaEndSql(this.xid));
@@ -304,7 +435,7 @@ export class MysqlBranch implements Branch {
       this.drop(true);
     } catch (err) {
       // The server rolls back an unprepared branch when its session ends.
-      this.host.logger.warn({ err, participant: this.host.name }, 'XA ROLLBACK failed; closing the connection');
+      this.host.logger.warn({ err, participant: this.host.name }, 'ROLLBACK failed; closing the connection');
       this.drop(false);
     }
   }
@@ -312,7 +443,11 @@ export class MysqlBranch implements Branch {
   private noteFailure(err: unknown): MysqlErrorClass {
     const c = classifyMysqlError(err);
     if (c.kind === 'connection') this.broken = true;
-    if (c.kind === 'deadlock' || c.kind === 'rolled-back') this.rolledBack = { error: err, class: c };
+    // A plain transaction has no ROLLBACK ONLY state to stop later statements: after a deadlock
+    // (or a lock wait timeout with innodb_rollback_on_timeout) they would autocommit, so a local
+    // branch also takes a lock wait timeout as the end of its transaction.
+    const fatal = c.kind === 'deadlock' || c.kind === 'rolled-back' || (this.local && c.kind === 'transient');
+    if (fatal) this.rolledBack = { error: err, class: c };
     return c;
   }
 
@@ -326,8 +461,9 @@ export class MysqlBranch implements Branch {
 
   /**
    * The start shared by prepare and one-phase commit: checks the branch can still finish, then
-   * XA END (ACTIVE → IDLE) on the pinned connection, which it returns. Every failure leaves the
-   * branch rolled back (nothing was prepared or committed) and throws what `fail` builds.
+   * XA END (ACTIVE → IDLE; nothing for a local branch) on the pinned connection, which it
+   * returns. Every failure leaves the branch rolled back (nothing was prepared or committed) and
+   * throws what `fail` builds.
    */
   private async endActive(fail: FailureBuilder): Promise<MysqlConnection> {
     const conn = this.conn;
@@ -343,6 +479,11 @@ export class MysqlBranch implements Branch {
       await this.rollbackPinned();
       throw fail('the database rolled the branch back (deadlock)', true, rolledBack.error, rolledBack.class);
     }
+    if (this.escaped) {
+      await this.rollbackPinned();
+      throw fail('a statement sent through query() ended its transaction', false);
+    }
+    if (this.local) return conn;
     try {
       await conn.query(xaEndSql(this.xid));
       this.ended = true;
@@ -403,18 +544,32 @@ function isOkPacket(value: unknown): value is MysqlOkPacket {
   );
 }
 
-/** mysql2's answer in the neutral shape, and whether it may have written (any OK packet). */
-function normalize(result: unknown): { rows: Record<string, unknown>[]; rowCount: number; wrote: boolean } {
-  if (isOkPacket(result)) return { rows: [], rowCount: result.affectedRows, wrote: true };
+/** mysql2's answer in the neutral shape. */
+interface Normalized {
+  readonly rows: Record<string, unknown>[];
+  readonly rowCount: number;
+  /** Whether it may have written (any OK packet). */
+  readonly wrote: boolean;
+  /** The IN_TRANS flag of the last OK packet; undefined when the answer had none (rows only). */
+  readonly inTransaction: boolean | undefined;
+}
+
+function normalize(result: unknown): Normalized {
+  if (isOkPacket(result)) return { rows: [], rowCount: result.affectedRows, wrote: true, inTransaction: inTrans(result) };
   if (Array.isArray(result)) {
     if (result.some((r) => Array.isArray(r) || isOkPacket(r))) {
       // Several results (CALL): the first row set, and an OK packet (always last for CALL) counts as written.
       const rows = (result.find((r): r is Record<string, unknown>[] => Array.isArray(r)) ?? []) as Record<string, unknown>[];
-      return { rows, rowCount: rows.length, wrote: result.some(isOkPacket) };
+      const last = result.filter(isOkPacket).at(-1);
+      return { rows, rowCount: rows.length, wrote: last !== undefined, inTransaction: last && inTrans(last) };
     }
-    return { rows: result as Record<string, unknown>[], rowCount: result.length, wrote: false };
+    return { rows: result as Record<string, unknown>[], rowCount: result.length, wrote: false, inTransaction: undefined };
   }
-  return { rows: [], rowCount: 0, wrote: true };
+  return { rows: [], rowCount: 0, wrote: true, inTransaction: undefined };
+}
+
+function inTrans(ok: MysqlOkPacket): boolean {
+  return (ok.serverStatus & SERVER_STATUS_IN_TRANS) !== 0;
 }
 
 /** Sum of the three counters from WRITE_COUNTERS, or undefined when the answer is not as expected. */

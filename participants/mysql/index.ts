@@ -11,7 +11,7 @@ export { MysqlBranch, type MysqlBranchHost } from './branch.js';
 export { classifyMysqlError, type MysqlErrorClass, type MysqlErrorKind } from './errors.js';
 export type { MysqlConnection, MysqlOkPacket, MysqlPool } from './driver.js';
 
-/** A MySQL 8 / MariaDB participant over a mysql2 pool built from `config`. */
+/** A MySQL 8 / MariaDB participant over a mysql2 pool built from `config` (plain transactions only with `localOnly`). */
 export function createMysqlParticipant(name: string, config: MysqlParticipantConfig, deps: ParticipantDeps): Participant {
   assertParticipantName(name);
   const { max, acquireTimeoutMs, queryTimeoutMs } = resolvePoolSettings(name, config.pool);
@@ -28,5 +28,5 @@ export function createMysqlParticipant(name: string, config: MysqlParticipantCon
     // Never multipleStatements: user SQL shares these connections.
   });
   const pool = withQueryTimeout(raw, queryTimeoutMs);
-  return new MysqlParticipant(name, pool, { acquireTimeoutMs, logger: deps.logger });
+  return new MysqlParticipant(name, pool, { acquireTimeoutMs, logger: deps.logger, localOnly: config.localOnly === true });
 }

@@ -2,40 +2,68 @@ import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { acquireWithTimeout } from '../acquire-with-timeout.js';
 import { fromMysqlRecoverRow, toMysqlXid, xidKey, type Xid } from '../../coordinator/xid.js';
-import type { Capabilities, Participant, ResolveResult } from '../participant.js';
+import type { Capabilities, MarkerRow, Participant, ResolveResult } from '../participant.js';
+import { checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
 import { MysqlBranch, type MysqlBranchHost } from './branch.js';
 import type { MysqlConnection, MysqlPool } from './driver.js';
 import { classifyMysqlError, type MysqlErrorClass } from './errors.js';
-import { INNODB_SUPPORT, XA_RECOVER, xaCommitSql, xaRollbackSql, xaStartSql } from './sql.js';
+import {
+  BOOKKEEPING_TABLES,
+  CREATE_BARRIER,
+  CREATE_MARKERS,
+  DELETE_MARKERS,
+  DELETE_MARKERS_BATCH,
+  INNODB_SUPPORT,
+  LIST_MARKERS,
+  START_TRANSACTION,
+  XA_RECOVER,
+  xaCommitSql,
+  xaRollbackSql,
+  xaStartSql,
+} from './sql.js';
 
 /** Settings the participant needs besides its pool. */
 export interface MysqlParticipantOptions {
   /** How long to wait for a pooled connection before TXC_POOL_TIMEOUT. */
   readonly acquireTimeoutMs: number;
   readonly logger: Logger;
+  /** Local transactions only (no XA): the participant is then one-phase. */
+  readonly localOnly?: boolean;
 }
 
 type RecoverRow = Parameters<typeof fromMysqlRecoverRow>[0];
 
 /**
- * A MySQL 8 / MariaDB database driven with XA statements. No `localStatus`: neither server can
- * tell the fate of a finished XA branch.
+ * A MySQL 8 / MariaDB database driven with XA statements, or, with `localOnly`, with plain
+ * transactions only (standing in for a database that cannot prepare). No `localStatus`: neither
+ * server can tell the fate of a finished XA branch.
  */
 export class MysqlParticipant implements Participant {
   readonly driver = 'mysql';
-  readonly capabilities: Capabilities = { twoPhase: true };
+  readonly capabilities: Capabilities;
   private readonly host: MysqlBranchHost;
   private closing: Promise<void> | undefined;
+  /** The bookkeeping tables are there (or being checked): once per instance. */
+  private bookkeeping: Promise<void> | undefined;
 
   constructor(
     readonly name: string,
     private readonly pool: MysqlPool,
     private readonly options: MysqlParticipantOptions,
   ) {
-    this.host = { name, logger: options.logger, resolve: (xid, action) => this.resolve(xid, action) };
+    this.capabilities = { twoPhase: options.localOnly !== true, localTransactions: true };
+    this.host = {
+      name,
+      logger: options.logger,
+      resolve: (xid, action) => this.resolve(xid, action),
+      ensureBookkeeping: () => this.ensureBookkeeping(),
+    };
   }
 
-  /** Reachable, InnoDB available, and this user may run XA RECOVER. */
+  /**
+   * Reachable, InnoDB available, and this user may run XA RECOVER; local-only: reachable,
+   * InnoDB available, and the bookkeeping tables exist (no XA privilege needed).
+   */
   async preflight(): Promise<void> {
     const support = await this.withConnection('preflight', async (conn) => {
       const [rows] = await conn.query(INNODB_SUPPORT);
@@ -46,24 +74,83 @@ export class MysqlParticipant implements Participant {
         details: { participant: this.name },
       });
     }
-    await this.listInDoubt();
+    if (this.options.localOnly) await this.ensureBookkeeping();
+    else await this.listInDoubt();
   }
 
-  /** XA START on a pooled connection that the branch keeps until phase two. */
+  /** XA START on a pooled connection that the branch keeps until phase two; local-only: {@link beginLocal}. */
   async begin(xid: Xid): Promise<MysqlBranch> {
+    if (this.options.localOnly) return this.beginLocal(xid);
     toMysqlXid(xid); // an invalid xid fails before a connection is taken
-    const conn = await this.acquire();
-    try {
-      await conn.query(xaStartSql(xid));
-    } catch (err) {
-      conn.destroy();
-      throw this.unavailable('could not start an XA transaction', err, classifyMysqlError(err));
-    }
-    return new MysqlBranch(xid, conn, this.host);
+    return new MysqlBranch(xid, await this.startOnPooledConnection(xaStartSql(xid)), this.host);
   }
 
-  /** Prepared branches (XA RECOVER) whose xid is txcoord's. */
-  listInDoubt(): Promise<Xid[]> {
+  /**
+   * A plain transaction (START TRANSACTION … COMMIT, never XA, whatever the mode) on a pinned
+   * connection, for commit markers and saga barrier rows. The bookkeeping tables are ensured
+   * first, from a pooled connection: DDL on the branch's own would commit its transaction.
+   */
+  async beginLocal(xid: Xid): Promise<MysqlBranch> {
+    await this.ensureBookkeeping();
+    return new MysqlBranch(xid, await this.startOnPooledConnection(START_TRANSACTION), this.host, true);
+  }
+
+  /**
+   * Creates txcoord_markers and txcoord_barrier unless both exist (checked first, so tables a
+   * DBA created work for a user without CREATE). Concurrent creators are serialized by the
+   * server's metadata locks. Done once per instance, retried after a failure.
+   */
+  ensureBookkeeping(): Promise<void> {
+    this.bookkeeping ??= this.createBookkeeping().catch((err: unknown) => {
+      this.bookkeeping = undefined;
+      throw err;
+    });
+    return this.bookkeeping;
+  }
+
+  /** Marker rows whose gtrid starts with `prefix`, oldest first, from a pooled connection. */
+  async listMarkers(prefix: string, limit: number): Promise<MarkerRow[]> {
+    const pattern = markerPrefixPattern(this.name, prefix, limit);
+    await this.ensureBookkeeping();
+    const rows = await this.withConnection('list markers', async (conn) => (await conn.query(LIST_MARKERS, [pattern, limit]))[0]);
+    const markers: MarkerRow[] = [];
+    for (const row of Array.isArray(rows) ? (rows as Record<string, unknown>[]) : []) {
+      const { gtrid, outcome } = row;
+      const createdAt = Number(row.created_ms);
+      if (typeof gtrid === 'string' && isMarkerOutcome(outcome) && Number.isFinite(createdAt)) markers.push({ gtrid, outcome, createdAt });
+      else this.options.logger.warn({ participant: this.name, gtrid }, 'skipping a txcoord_markers row that txcoord did not write');
+    }
+    return markers;
+  }
+
+  /** Deletes these marker rows, in autocommit statements of at most DELETE_MARKERS_BATCH keys, on a pooled connection. */
+  async deleteMarkers(gtrids: readonly string[]): Promise<void> {
+    for (const gtrid of gtrids) checkGtrid(this.name, gtrid);
+    if (gtrids.length === 0) return;
+    await this.ensureBookkeeping();
+    await this.withConnection('delete markers', async (conn) => {
+      for (let i = 0; i < gtrids.length; i += DELETE_MARKERS_BATCH) {
+        await conn.query(DELETE_MARKERS, [gtrids.slice(i, i + DELETE_MARKERS_BATCH)]);
+      }
+    });
+  }
+
+  /**
+   * Prepared branches (XA RECOVER) whose xid is txcoord's. Local-only too, since branches
+   * prepared before the switch to local-only must still be resolved; but there a user without
+   * the XA RECOVER privilege (which local-only does not require) simply has none to list.
+   */
+  async listInDoubt(): Promise<Xid[]> {
+    try {
+      return await this.recoverXids();
+    } catch (err) {
+      if (!this.options.localOnly || !TxcError.is(err, 'TXC_XA_RECOVER_DENIED')) throw err;
+      this.options.logger.debug({ participant: this.name }, 'local-only participant may not run XA RECOVER; listing no in-doubt branches');
+      return [];
+    }
+  }
+
+  private recoverXids(): Promise<Xid[]> {
     return this.withConnection('XA RECOVER', async (conn) => {
       const [rows] = await conn.query(XA_RECOVER);
       const xids: Xid[] = [];
@@ -113,6 +200,28 @@ export class MysqlParticipant implements Participant {
     }
     conn.release();
     return 'done';
+  }
+
+  /** A fresh pooled connection on which `start` (XA START or START TRANSACTION) ran; the caller owns it. */
+  private async startOnPooledConnection(start: string): Promise<MysqlConnection> {
+    const conn = await this.acquire();
+    try {
+      await conn.query(start);
+    } catch (err) {
+      conn.destroy();
+      const what = start === START_TRANSACTION ? 'a transaction' : 'an XA transaction';
+      throw this.unavailable(`could not start ${what}`, err, classifyMysqlError(err));
+    }
+    return conn;
+  }
+
+  private async createBookkeeping(): Promise<void> {
+    await this.withConnection('create the bookkeeping tables txcoord_markers and txcoord_barrier', async (conn) => {
+      const [rows] = await conn.query(BOOKKEEPING_TABLES);
+      const present = Array.isArray(rows) ? Number((rows[0] as Record<string, unknown> | undefined)?.n) : 0;
+      if (present === 2) return;
+      for (const ddl of [CREATE_MARKERS, CREATE_BARRIER]) await conn.query(ddl);
+    });
   }
 
   private async withConnection<T>(operation: string, fn: (conn: MysqlConnection) => Promise<T>): Promise<T> {

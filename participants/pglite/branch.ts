@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import type { Xid } from '../../coordinator/xid.js';
-import type { Branch, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
-import type { PgliteDriver } from './driver.js';
+import type { BarrierRow, Branch, MarkerOutcome, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
+import { checkBarrier, checkMarker, isBarrierOrigin, isMarkerOutcome } from '../bookkeeping.js';
+import type { PgliteDriver, PgliteResults } from './driver.js';
 import { classifyPgliteError, fact, queryFailed, transactionClosed, wrapPgliteError } from './errors.js';
 import type { Lease } from './lock.js';
 import * as sql from './sql.js';
@@ -14,6 +15,10 @@ export interface BranchContext {
   readonly logger: Logger;
   /** Called when the branch lets go of the connection while its transaction is still prepared. */
   leftPrepared(xid: Xid): void;
+  /** A local transaction (beginLocal, or a local-only participant): prepare() throws TXC_UNSUPPORTED. */
+  readonly local: boolean;
+  /** Whether the participant has ensured the bookkeeping tables (it cannot while this branch holds the connection). */
+  bookkeepingReady(): boolean;
 }
 
 /**
@@ -72,6 +77,23 @@ export class PgliteBranch implements Branch {
     return { rows: result.rows, rowCount };
   }
 
+  /** Inserts the commit marker in this transaction unless one exists; 'inserted' or the existing outcome. Counts as a write. */
+  async insertMarker(gtrid: string, outcome: MarkerOutcome): Promise<'inserted' | MarkerOutcome> {
+    checkMarker(this.#ctx.participant, gtrid, outcome);
+    return this.#insertOnce([sql.INSERT_MARKER, [gtrid, outcome]], [sql.SELECT_MARKER, [gtrid]], 'outcome', isMarkerOutcome);
+  }
+
+  /** Inserts the barrier row unless its key exists; 'inserted' or the existing row's origin. Counts as a write. */
+  async insertBarrier(row: BarrierRow): Promise<'inserted' | BarrierRow['origin']> {
+    checkBarrier(this.#ctx.participant, row);
+    return this.#insertOnce(
+      [sql.INSERT_BARRIER, [row.gid, row.step, row.op, row.origin]],
+      [sql.SELECT_BARRIER, [row.gid, row.step, row.op]],
+      'origin',
+      isBarrierOrigin,
+    );
+  }
+
   /** True after a DML statement changed rows; otherwise asks whether a transaction id was assigned. */
   async hasWritten(): Promise<boolean> {
     if (this.#wrote) return true;
@@ -87,8 +109,16 @@ export class PgliteBranch implements Branch {
     return this.#wrote;
   }
 
-  /** PREPARE TRANSACTION, requiring the tag 'PREPARE'; on any failure the branch is rolled back. */
+  /**
+   * PREPARE TRANSACTION, requiring the tag 'PREPARE'; on any failure the branch is rolled back.
+   * A local branch throws TXC_UNSUPPORTED and stays open.
+   */
   async prepare(): Promise<PrepareResult> {
+    if (this.#ctx.local) {
+      throw new TxcError('TXC_UNSUPPORTED', fact(this.#ctx.participant, 'cannot prepare: the branch is a local transaction'), {
+        details: { participant: this.#ctx.participant, operation: 'prepare' },
+      });
+    }
     this.#expect('active', 'prepare');
     const { driver, participant } = this.#ctx;
     if (!driver.isInTransaction()) {
@@ -226,6 +256,37 @@ export class PgliteBranch implements Branch {
       this.#ctx.leftPrepared(this.xid);
     }
     lease.release();
+  }
+
+  /** The insert-or-read of a bookkeeping row (on one connection nothing can come between the two). */
+  async #insertOnce<T extends string>(
+    insert: readonly [string, unknown[]],
+    select: readonly [string, unknown[]],
+    column: string,
+    accept: (value: unknown) => value is T,
+  ): Promise<'inserted' | T> {
+    this.#expect('active', 'write a bookkeeping row in');
+    if (!this.#ctx.bookkeepingReady()) {
+      // The participant's ensureBookkeeping would wait for the connection this branch holds.
+      // PostgreSQL DDL is transactional and nobody else can run: create them in this transaction.
+      await this.#run(sql.CREATE_MARKERS);
+      await this.#run(sql.CREATE_BARRIER);
+    }
+    this.#wrote = true;
+    if ((await this.#run(...insert)).rows.length > 0) return 'inserted';
+    const found = (await this.#run(...select)).rows[0]?.[column];
+    if (accept(found)) return found;
+    throw new TxcError('TXC_QUERY_FAILED', fact(this.#ctx.participant, `a bookkeeping row holds the unexpected ${column} ${JSON.stringify(found)}`), {
+      details: { participant: this.#ctx.participant },
+    });
+  }
+
+  async #run(text: string, params?: unknown[]): Promise<PgliteResults> {
+    try {
+      return await this.#ctx.driver.query(text, params);
+    } catch (err) {
+      throw queryFailed(this.#ctx.participant, err);
+    }
   }
 
   /** Rolls back whatever is open (errors only logged: the caller is already failing) and finishes. */

@@ -45,7 +45,8 @@ export function createPgliteParticipant(name: string, config: PgliteParticipantC
     `participants.${name}.acquireTimeoutMs`,
   );
   const { logger } = deps;
-  return new PgliteParticipant({ name, dataDir, maxPreparedTransactions, acquireTimeoutMs, logger, open: openPglite });
+  const localOnly = config.localOnly === true;
+  return new PgliteParticipant({ name, dataDir, maxPreparedTransactions, acquireTimeoutMs, logger, open: openPglite, localOnly });
 }
 
 function integer(value: number, min: number, max: number, field: string): number {

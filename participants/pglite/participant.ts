@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { fromPgGid, type Xid } from '../../coordinator/xid.js';
-import type { Branch, Capabilities, LocalTxStatus, Participant, ResolveResult } from '../participant.js';
+import type { Branch, Capabilities, LocalTxStatus, MarkerRow, Participant, ResolveResult } from '../participant.js';
+import { checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
 import { PgliteBranch } from './branch.js';
 import type { PgliteDriver, PgliteOpener } from './driver.js';
 import { classifyPgliteError, fact, poolTimeout, queryFailed, recoveryRequired, unavailable } from './errors.js';
@@ -17,6 +18,8 @@ export interface PgliteParticipantOptions {
   readonly logger: Logger;
   /** Opens the instance; the real one is `openPglite`, unit tests pass a fake. */
   readonly open: PgliteOpener;
+  /** Local transactions only (no PREPARE TRANSACTION): the participant is then one-phase. */
+  readonly localOnly?: boolean;
 }
 
 /** Prepared transactions found in the database: all of them block new work. */
@@ -39,26 +42,44 @@ const STATUS: ReadonlyMap<unknown, LocalTxStatus> = new Map([
  * every operation, recovery included, holds the single connection's FIFO lock; while any
  * prepared transaction exists (found at open, or left by a released branch) `begin` refuses
  * with TXC_RECOVERY_REQUIRED, because a statement waiting for such a transaction's lock would
- * spin forever inside WASM.
+ * spin forever inside WASM. With `localOnly` it only runs local transactions.
  */
 export class PgliteParticipant implements Participant {
   readonly name: string;
   readonly driver = 'pglite';
-  readonly capabilities: Capabilities = { twoPhase: true };
+  readonly capabilities: Capabilities;
   readonly #options: PgliteParticipantOptions;
   readonly #lock = new ConnectionLock();
   #opening: Promise<PgliteDriver> | undefined;
   #closing: Promise<void> | undefined;
   #prepared: PreparedCount = NONE;
+  /** The bookkeeping tables are there (or being checked): once per instance. */
+  #bookkeeping: Promise<void> | undefined;
+  #bookkeepingReady = false;
 
   /** Opens nothing yet: see {@link preflight}. */
   constructor(options: PgliteParticipantOptions) {
     this.name = options.name;
     this.#options = options;
+    this.capabilities = { twoPhase: options.localOnly !== true, localTransactions: true };
   }
 
-  /** Opens the instance (first use pays PGlite's start) and checks 2PC is enabled. */
+  /**
+   * Opens the instance (first use pays PGlite's start) and checks 2PC is enabled; local-only:
+   * opens it and ensures the bookkeeping tables (left for later while recovery is required).
+   */
   async preflight(): Promise<void> {
+    if (this.#options.localOnly) {
+      await this.#driver();
+      this.#warnIfPrepared();
+      try {
+        await this.ensureBookkeeping();
+      } catch (err) {
+        // Created lazily by the first bookkeeping call once recovery has run.
+        if (!TxcError.is(err, 'TXC_RECOVERY_REQUIRED')) throw err;
+      }
+      return;
+    }
     const max = await this.#withConnection(async (driver) => {
       const row = (await this.#run(driver, sql.SHOW_MAX_PREPARED)).rows[0];
       return Number(row?.['max_prepared_transactions']);
@@ -70,14 +91,71 @@ export class PgliteParticipant implements Participant {
         { details: { participant: this.name } },
       );
     }
-    if (this.#prepared.total > 0) {
-      const { total: prepared } = this.#prepared;
-      this.#options.logger.warn({ participant: this.name, prepared }, 'PGlite holds prepared transactions: recovery required');
-    }
+    this.#warnIfPrepared();
   }
 
-  /** Takes the connection (waiting up to acquireTimeoutMs) and runs BEGIN. */
+  /** Takes the connection (waiting up to acquireTimeoutMs) and runs BEGIN; local-only: {@link beginLocal}. */
   async begin(xid: Xid): Promise<Branch> {
+    if (this.#options.localOnly) return this.beginLocal(xid);
+    return this.#begin(xid, false);
+  }
+
+  /**
+   * A plain local transaction (it never prepares), for commit markers and saga barrier rows,
+   * under the same connection lock and recovery gate as `begin`. The bookkeeping tables are
+   * ensured first, since the branch will hold the only connection.
+   */
+  async beginLocal(xid: Xid): Promise<Branch> {
+    await this.ensureBookkeeping();
+    return this.#begin(xid, true);
+  }
+
+  /**
+   * Creates txcoord_markers and txcoord_barrier unless both exist; once per instance, retried
+   * after a failure. While prepared transactions exist it refuses (TXC_RECOVERY_REQUIRED) to
+   * create them: one of those could hold the same names, and waiting for it would hang.
+   */
+  ensureBookkeeping(): Promise<void> {
+    this.#bookkeeping ??= this.#withConnection((driver) => this.#createBookkeeping(driver)).then(
+      () => {
+        this.#bookkeepingReady = true;
+      },
+      (err: unknown) => {
+        this.#bookkeeping = undefined;
+        throw err;
+      },
+    );
+    return this.#bookkeeping;
+  }
+
+  /** Marker rows whose gtrid starts with `prefix`, oldest first (a plain read: it never waits for locks). */
+  async listMarkers(prefix: string, limit: number): Promise<MarkerRow[]> {
+    const pattern = markerPrefixPattern(this.name, prefix, limit);
+    await this.ensureBookkeeping();
+    const rows = await this.#withConnection(async (driver) => (await this.#run(driver, sql.LIST_MARKERS, [pattern, limit])).rows);
+    const markers: MarkerRow[] = [];
+    for (const row of rows) {
+      const gtrid = row['gtrid'];
+      const outcome = row['outcome'];
+      const createdAt = Number(row['created_ms']);
+      if (typeof gtrid === 'string' && isMarkerOutcome(outcome) && Number.isFinite(createdAt)) markers.push({ gtrid, outcome, createdAt });
+      else this.#options.logger.warn({ participant: this.name, gtrid }, 'skipping a txcoord_markers row that txcoord did not write');
+    }
+    return markers;
+  }
+
+  /** Deletes these marker rows (autocommit); refused while recovery is required, as a DELETE could wait on a prepared row. */
+  async deleteMarkers(gtrids: readonly string[]): Promise<void> {
+    for (const gtrid of gtrids) checkGtrid(this.name, gtrid);
+    if (gtrids.length === 0) return;
+    await this.ensureBookkeeping();
+    await this.#withConnection(async (driver) => {
+      if (this.#prepared.total > 0) throw recoveryRequired(this.name, this.#prepared.total, this.#prepared.foreign);
+      await this.#run(driver, sql.DELETE_MARKERS, [[...gtrids]]);
+    });
+  }
+
+  async #begin(xid: Xid, local: boolean): Promise<Branch> {
     const driver = await this.#driver();
     const lease = await this.#acquire();
     try {
@@ -93,11 +171,22 @@ export class PgliteParticipant implements Participant {
       lease.release();
       throw err;
     }
-    const leftPrepared = () => this.#leftPrepared();
-    return new PgliteBranch(xid, { participant: this.name, driver, logger: this.#options.logger, leftPrepared }, lease);
+    const ctx = {
+      participant: this.name,
+      driver,
+      logger: this.#options.logger,
+      leftPrepared: () => this.#leftPrepared(),
+      local,
+      bookkeepingReady: () => this.#bookkeepingReady,
+    };
+    return new PgliteBranch(xid, ctx, lease);
   }
 
-  /** Prepared branches whose gid is txcoord's; also refreshes the recovery-required state. */
+  /**
+   * Prepared branches whose gid is txcoord's; also refreshes the recovery-required state.
+   * Local-only too: transactions prepared before the switch still block this single connection
+   * and must be resolved.
+   */
   async listInDoubt(): Promise<Xid[]> {
     return this.#withConnection((driver) => this.#refreshPrepared(driver));
   }
@@ -177,6 +266,20 @@ export class PgliteParticipant implements Participant {
     return xids;
   }
 
+  async #createBookkeeping(driver: PgliteDriver): Promise<void> {
+    if ((await this.#run(driver, sql.BOOKKEEPING_EXISTS)).rows[0]?.['present'] === true) return;
+    if (this.#prepared.total > 0) throw recoveryRequired(this.name, this.#prepared.total, this.#prepared.foreign);
+    await this.#run(driver, sql.CREATE_MARKERS);
+    await this.#run(driver, sql.CREATE_BARRIER);
+  }
+
+  #warnIfPrepared(): void {
+    if (this.#prepared.total > 0) {
+      const { total: prepared } = this.#prepared;
+      this.#options.logger.warn({ participant: this.name, prepared }, 'PGlite holds prepared transactions: recovery required');
+    }
+  }
+
   #leftPrepared(): void {
     // The exact count comes back with the next listInDoubt or resolution.
     this.#prepared = { total: this.#prepared.total + 1, foreign: this.#prepared.foreign };
@@ -239,9 +342,9 @@ export class PgliteParticipant implements Participant {
     return driver;
   }
 
-  async #run(driver: PgliteDriver, statement: string): Promise<{ rows: Record<string, unknown>[] }> {
+  async #run(driver: PgliteDriver, statement: string, params?: unknown[]): Promise<{ rows: Record<string, unknown>[] }> {
     try {
-      return await driver.query(statement);
+      return await driver.query(statement, params);
     } catch (err) {
       throw queryFailed(this.name, err);
     }

@@ -45,3 +45,22 @@ export const COMMIT_TAG = 'COMMIT';
 
 /** Tags of statements whose affected-row count says the branch wrote. */
 export const DML_TAGS: ReadonlySet<string> = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
+
+/*
+ * Bookkeeping tables (commit markers, saga barrier), as in the PostgreSQL adapter. Values only
+ * ever go as bind parameters. On one connection no other transaction can hold a conflicting key,
+ * so the inserts never wait here.
+ */
+
+// PGlite is PostgreSQL: the same statements, kept in one place.
+export {
+  BOOKKEEPING_EXISTS,
+  CREATE_MARKERS,
+  CREATE_BARRIER,
+  INSERT_MARKER,
+  SELECT_MARKER,
+  INSERT_BARRIER,
+  SELECT_BARRIER,
+  LIST_MARKERS,
+  DELETE_MARKERS,
+} from '../postgres/sql.js';

@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import { TxcError, type TxcErrorCode } from '../../coordinator/errors.js';
 import { xidKey, type Xid } from '../../coordinator/xid.js';
-import type { Branch, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
+import type { BarrierRow, Branch, MarkerOutcome, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
+import { checkBarrier, checkMarker, isBarrierOrigin, isMarkerOutcome } from '../bookkeeping.js';
 import type { PgClient, PgResult } from './driver.js';
 import { classifyPgError, type PgErrorClass } from './errors.js';
-import { ASSIGNED_XID, COMMIT, ROLLBACK, prepareSql } from './sql.js';
+import { ASSIGNED_XID, COMMIT, INSERT_BARRIER, INSERT_MARKER, ROLLBACK, SELECT_BARRIER, SELECT_MARKER, prepareSql } from './sql.js';
 
 /** What a branch needs from the participant that started it. */
 export interface PostgresBranchHost {
@@ -12,6 +13,8 @@ export interface PostgresBranchHost {
   readonly logger: Logger;
   /** Commits or rolls back a prepared branch on `pinned`, or on a fresh pooled connection without one. */
   resolve(xid: Xid, action: 'commit' | 'rollback', pinned?: PgClient): Promise<ResolveResult>;
+  /** Creates the bookkeeping tables if missing (from a pooled client, never the branch's own). */
+  ensureBookkeeping(): Promise<void>;
 }
 
 type State =
@@ -27,7 +30,11 @@ type State =
 // function, DDL, UPDATE of zero rows) is settled by asking the server whether it assigned an xid.
 const DML = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE', 'COPY']);
 
-/** One global transaction's work on one PostgreSQL client, pinned from BEGIN to PREPARE or COMMIT. */
+/**
+ * One global transaction's work on one PostgreSQL client, pinned from BEGIN to PREPARE or COMMIT.
+ * A `local` branch (beginLocal, or any branch of a local-only participant) is the same plain
+ * transaction that only refuses to prepare.
+ */
 export class PostgresBranch implements Branch {
   private client: PgClient | undefined;
   private state: State = 'active';
@@ -50,6 +57,8 @@ export class PostgresBranch implements Branch {
     readonly xid: Xid,
     client: PgClient,
     private readonly host: PostgresBranchHost,
+    /** A local transaction: prepare() throws TXC_UNSUPPORTED. */
+    readonly local = false,
   ) {
     this.client = client;
     // pg-pool stops listening for errors on a checked-out client; without our own listener a
@@ -59,31 +68,85 @@ export class PostgresBranch implements Branch {
 
   /** Runs one statement; statements of one branch run one at a time, in call order. */
   query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    return this.serial(async () => {
-      const client = this.client;
-      if (this.state !== 'active' || !client) {
-        throw new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}`, {
+    return this.serial(() => this.exec(sql, params));
+  }
+
+  /**
+   * Inserts the commit marker in this transaction unless one exists, waiting for an uncommitted
+   * one (READ COMMITTED, the default, then reads its committed outcome). Counts as a write.
+   */
+  async insertMarker(gtrid: string, outcome: MarkerOutcome): Promise<'inserted' | MarkerOutcome> {
+    checkMarker(this.host.name, gtrid, outcome);
+    return this.serial(() =>
+      this.insertOnce([INSERT_MARKER, [gtrid, outcome]], [SELECT_MARKER, [gtrid]], 'outcome', isMarkerOutcome),
+    );
+  }
+
+  /** Inserts the barrier row unless its key exists; 'inserted' or the existing row's origin. Counts as a write. */
+  async insertBarrier(row: BarrierRow): Promise<'inserted' | BarrierRow['origin']> {
+    checkBarrier(this.host.name, row);
+    return this.serial(() =>
+      this.insertOnce(
+        [INSERT_BARRIER, [row.gid, row.step, row.op, row.origin]],
+        [SELECT_BARRIER, [row.gid, row.step, row.op]],
+        'origin',
+        isBarrierOrigin,
+      ),
+    );
+  }
+
+  /** One statement on the pinned client, in the serial queue. */
+  private async exec(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
+    const client = this.client;
+    if (this.state !== 'active' || !client) throw this.closed();
+    let out: PgResult | PgResult[];
+    try {
+      out = await client.query(sql, params === undefined ? undefined : [...params]);
+    } catch (err) {
+      const c = this.noteFailure(err);
+      throw new TxcError('TXC_QUERY_FAILED', `A statement failed on participant ${this.host.name}`, {
+        cause: err,
+        retryable: c.retryable,
+        details: this.details(c),
+      });
+    }
+    // A success arrives with ReadyForQuery, so the status is current here; a ROLLBACK TO
+    // SAVEPOINT may have recovered from an earlier failure.
+    this.aborted = client.getTransactionStatus() === 'E';
+    const results = Array.isArray(out) ? out : [out];
+    if (results.some((r) => DML.has(r.command) && (r.rowCount ?? 0) > 0)) this.wrote = true;
+    const last = results[results.length - 1];
+    return { rows: last?.rows ?? [], rowCount: last ? (last.rowCount ?? last.rows.length) : 0 };
+  }
+
+  /**
+   * The insert-or-read of a bookkeeping row. The read runs as a statement of its own, after the
+   * insert's wait, so that it sees the row the waited-for transaction committed. The row can
+   * vanish between the two (deleted by garbage collection), hence a second try.
+   */
+  private async insertOnce<T extends string>(
+    insert: readonly [string, readonly unknown[]],
+    select: readonly [string, readonly unknown[]],
+    column: string,
+    accept: (value: unknown) => value is T,
+  ): Promise<'inserted' | T> {
+    if (this.state !== 'active' || !this.client) throw this.closed();
+    await this.host.ensureBookkeeping();
+    for (let attempt = 0; attempt < 2; attempt++) {
+      // Even a row that was already there counts: the branch must be committed, not skipped as read-only.
+      this.wrote = true;
+      if ((await this.exec(...insert)).rows.length > 0) return 'inserted';
+      const found = (await this.exec(...select)).rows[0]?.[column];
+      if (accept(found)) return found;
+      if (found !== undefined && found !== null) {
+        throw new TxcError('TXC_QUERY_FAILED', `A bookkeeping row on ${this.host.name} holds the unexpected ${column} ${JSON.stringify(found)}`, {
           details: { participant: this.host.name },
         });
       }
-      let out: PgResult | PgResult[];
-      try {
-        out = await client.query(sql, params === undefined ? undefined : [...params]);
-      } catch (err) {
-        const c = this.noteFailure(err);
-        throw new TxcError('TXC_QUERY_FAILED', `A statement failed on participant ${this.host.name}`, {
-          cause: err,
-          retryable: c.retryable,
-          details: this.details(c),
-        });
-      }
-      // A success arrives with ReadyForQuery, so the status is current here; a ROLLBACK TO
-      // SAVEPOINT may have recovered from an earlier failure.
-      this.aborted = client.getTransactionStatus() === 'E';
-      const results = Array.isArray(out) ? out : [out];
-      if (results.some((r) => DML.has(r.command) && (r.rowCount ?? 0) > 0)) this.wrote = true;
-      const last = results[results.length - 1];
-      return { rows: last?.rows ?? [], rowCount: last ? (last.rowCount ?? last.rows.length) : 0 };
+    }
+    throw new TxcError('TXC_QUERY_FAILED', `A bookkeeping row on ${this.host.name} was deleted while being read; try again`, {
+      retryable: true,
+      details: { participant: this.host.name },
     });
   }
 
@@ -110,8 +173,15 @@ export class PostgresBranch implements Branch {
     });
   }
 
-  /** PREPARE TRANSACTION; the client stays pinned for phase two. */
+  /** PREPARE TRANSACTION; the client stays pinned for phase two. A local branch throws TXC_UNSUPPORTED and stays open. */
   prepare(): Promise<PrepareResult> {
+    if (this.local) {
+      return Promise.reject(
+        new TxcError('TXC_UNSUPPORTED', `Participant ${this.host.name} cannot prepare ${xidKey(this.xid)}: it is a local transaction`, {
+          details: { participant: this.host.name, operation: 'prepare' },
+        }),
+      );
+    }
     return this.serial(async () => {
       const client = this.client;
       if (this.state !== 'active' || !client) throw this.prepareFailed(`the branch is ${this.state}`, false);
@@ -294,6 +364,12 @@ export class PostgresBranch implements Branch {
       this.host.logger.warn({ err, participant: this.host.name }, 'ROLLBACK failed; closing the connection');
       this.dropClient(true);
     }
+  }
+
+  private closed(): TxcError {
+    return new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}`, {
+      details: { participant: this.host.name },
+    });
   }
 
   private noteFailure(err: unknown): PgErrorClass {

@@ -11,7 +11,7 @@ export { PostgresBranch, type PostgresBranchHost } from './branch.js';
 export { classifyPgError, type PgErrorClass, type PgErrorKind } from './errors.js';
 export type { PgClient, PgPool, PgResult, PgTransactionStatus } from './driver.js';
 
-/** A PostgreSQL participant over a node-postgres pool built from `config`. */
+/** A PostgreSQL participant over a node-postgres pool built from `config` (local transactions only with `localOnly`). */
 export function createPostgresParticipant(
   name: string,
   config: PostgresParticipantConfig,
@@ -31,5 +31,5 @@ export function createPostgresParticipant(
     connectionTimeoutMillis: acquireTimeoutMs + 1_000,
     application_name: `txcoord:${name}`,
   });
-  return new PostgresParticipant(name, pool, { acquireTimeoutMs, logger: deps.logger });
+  return new PostgresParticipant(name, pool, { acquireTimeoutMs, logger: deps.logger, localOnly: config.localOnly === true });
 }

@@ -2,13 +2,20 @@ import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { acquireWithTimeout } from '../acquire-with-timeout.js';
 import { fromPgGid, toPgGid, xidKey, type Xid } from '../../coordinator/xid.js';
-import type { Capabilities, LocalTxStatus, Participant, ResolveResult } from '../participant.js';
+import type { Capabilities, LocalTxStatus, MarkerRow, Participant, ResolveResult } from '../participant.js';
+import { checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
 import { PostgresBranch, type PostgresBranchHost } from './branch.js';
 import type { PgClient, PgPool, PgResult } from './driver.js';
 import { classifyPgError, type PgErrorClass } from './errors.js';
 import {
   BEGIN,
+  BOOKKEEPING_EXISTS,
+  CREATE_BARRIER,
+  CREATE_MARKERS,
+  DELETE_MARKERS,
+  LIST_MARKERS,
   LIST_PREPARED,
+  PING,
   SHOW_MAX_PREPARED,
   XACT_STATUS,
   commitPreparedSql,
@@ -20,6 +27,8 @@ export interface PostgresParticipantOptions {
   /** How long to wait for a pooled client before TXC_POOL_TIMEOUT. */
   readonly acquireTimeoutMs: number;
   readonly logger: Logger;
+  /** Local transactions only (no PREPARE TRANSACTION): the participant is then one-phase. */
+  readonly localOnly?: boolean;
 }
 
 const XACT_STATUS_MAP: Readonly<Record<string, LocalTxStatus>> = {
@@ -28,12 +37,22 @@ const XACT_STATUS_MAP: Readonly<Record<string, LocalTxStatus>> = {
   'in progress': 'in-progress',
 };
 
-/** A PostgreSQL database driven with BEGIN / PREPARE TRANSACTION / COMMIT PREPARED. */
+// Concurrent CREATE TABLE IF NOT EXISTS of the same table: the losers fail, measured on
+// PostgreSQL 15, with 23505 (unique violation in pg_type) or 42710 ("type … already exists"),
+// or with 42P07. The tables are checked again afterwards, so these codes cannot hide a failure.
+const CREATED_CONCURRENTLY: ReadonlySet<string> = new Set(['23505', '42710', '42P07']);
+
+/**
+ * A PostgreSQL database driven with BEGIN / PREPARE TRANSACTION / COMMIT PREPARED, or, with
+ * `localOnly`, with local transactions only (standing in for a database that cannot prepare).
+ */
 export class PostgresParticipant implements Participant {
   readonly driver = 'postgres';
-  readonly capabilities: Capabilities = { twoPhase: true };
+  readonly capabilities: Capabilities;
   private readonly host: PostgresBranchHost;
   private closing: Promise<void> | undefined;
+  /** The bookkeeping tables are there (or being checked): once per instance. */
+  private bookkeeping: Promise<void> | undefined;
 
   constructor(
     readonly name: string,
@@ -48,11 +67,25 @@ export class PostgresParticipant implements Participant {
     pool.on('connect', (client) =>
       client.on('error', (err) => options.logger.warn({ err, participant: name }, 'PostgreSQL connection failed')),
     );
-    this.host = { name, logger: options.logger, resolve: (xid, action, pinned) => this.resolve(xid, action, pinned) };
+    this.capabilities = { twoPhase: options.localOnly !== true, localTransactions: true };
+    this.host = {
+      name,
+      logger: options.logger,
+      resolve: (xid, action, pinned) => this.resolve(xid, action, pinned),
+      ensureBookkeeping: () => this.ensureBookkeeping(),
+    };
   }
 
-  /** Reachable, and max_prepared_transactions is not 0. */
+  /**
+   * Reachable, and max_prepared_transactions is not 0; local-only: reachable, and the
+   * bookkeeping tables exist (2PC settings do not matter then).
+   */
   async preflight(): Promise<void> {
+    if (this.options.localOnly) {
+      await this.withClient('preflight', (client) => client.query(PING));
+      await this.ensureBookkeeping();
+      return;
+    }
     const value = await this.withClient('preflight', async (client) => {
       return lastOf(await client.query(SHOW_MAX_PREPARED))?.rows[0]?.max_prepared_transactions;
     });
@@ -63,20 +96,64 @@ export class PostgresParticipant implements Participant {
     }
   }
 
-  /** BEGIN on a pooled client that the branch keeps until it prepares or commits. */
+  /** BEGIN on a pooled client that the branch keeps until it prepares or commits; local-only: {@link beginLocal}. */
   async begin(xid: Xid): Promise<PostgresBranch> {
+    if (this.options.localOnly) return this.beginLocal(xid);
     toPgGid(xid); // an invalid xid fails before a connection is taken
-    const client = await this.acquire();
-    try {
-      await client.query(BEGIN);
-    } catch (err) {
-      client.release(true);
-      throw this.unavailable('could not start a transaction', err, classifyPgError(err));
-    }
-    return new PostgresBranch(xid, client, this.host);
+    return new PostgresBranch(xid, await this.startOnPooledClient(), this.host);
   }
 
-  /** Prepared transactions of this database whose gid is txcoord's. */
+  /**
+   * A plain local transaction (BEGIN, later COMMIT; it never prepares) on a pinned client, for
+   * commit markers and saga barrier rows. The bookkeeping tables are ensured first, from a
+   * pooled client, so that the branch never needs a second client while it holds one.
+   */
+  async beginLocal(xid: Xid): Promise<PostgresBranch> {
+    await this.ensureBookkeeping();
+    return new PostgresBranch(xid, await this.startOnPooledClient(), this.host, true);
+  }
+
+  /**
+   * Creates txcoord_markers and txcoord_barrier unless both exist (checked first, so tables a
+   * DBA created work for a role without CREATE). Safe against other processes doing the same;
+   * done once per instance, retried after a failure.
+   */
+  ensureBookkeeping(): Promise<void> {
+    this.bookkeeping ??= this.createBookkeeping().catch((err: unknown) => {
+      this.bookkeeping = undefined;
+      throw err;
+    });
+    return this.bookkeeping;
+  }
+
+  /** Marker rows whose gtrid starts with `prefix`, oldest first, from a pooled client. */
+  async listMarkers(prefix: string, limit: number): Promise<MarkerRow[]> {
+    const pattern = markerPrefixPattern(this.name, prefix, limit);
+    await this.ensureBookkeeping();
+    const rows = await this.withClient('list markers', async (client) => lastOf(await client.query(LIST_MARKERS, [pattern, limit]))?.rows ?? []);
+    const markers: MarkerRow[] = [];
+    for (const row of rows) {
+      const { gtrid, outcome } = row;
+      const createdAt = Number(row.created_ms);
+      if (typeof gtrid === 'string' && isMarkerOutcome(outcome) && Number.isFinite(createdAt)) markers.push({ gtrid, outcome, createdAt });
+      else this.options.logger.warn({ participant: this.name, gtrid }, 'skipping a txcoord_markers row that txcoord did not write');
+    }
+    return markers;
+  }
+
+  /** Deletes these marker rows in one autocommit statement on a pooled client. */
+  async deleteMarkers(gtrids: readonly string[]): Promise<void> {
+    for (const gtrid of gtrids) checkGtrid(this.name, gtrid);
+    if (gtrids.length === 0) return;
+    await this.ensureBookkeeping();
+    await this.withClient('delete markers', (client) => client.query(DELETE_MARKERS, [[...gtrids]]));
+  }
+
+  /**
+   * Prepared transactions of this database whose gid is txcoord's. Local-only too: branches
+   * prepared before the participant was switched to local-only must still be found and
+   * resolved, and pg_prepared_xacts is readable (empty) even with 2PC disabled.
+   */
   listInDoubt(): Promise<Xid[]> {
     return this.withClient('list in-doubt', async (client) => {
       const xids: Xid[] = [];
@@ -146,6 +223,39 @@ export class PostgresParticipant implements Participant {
     }
     if (!pinned) client.release();
     return 'done';
+  }
+
+  /** BEGIN on a fresh pooled client, which the caller then owns. */
+  private async startOnPooledClient(): Promise<PgClient> {
+    const client = await this.acquire();
+    try {
+      await client.query(BEGIN);
+    } catch (err) {
+      client.release(true);
+      throw this.unavailable('could not start a transaction', err, classifyPgError(err));
+    }
+    return client;
+  }
+
+  private async createBookkeeping(): Promise<void> {
+    const present = async (client: PgClient) => lastOf(await client.query(BOOKKEEPING_EXISTS))?.rows[0]?.present === true;
+    const created = await this.withClient('create the bookkeeping tables txcoord_markers and txcoord_barrier', async (client) => {
+      if (await present(client)) return true;
+      for (const ddl of [CREATE_MARKERS, CREATE_BARRIER]) {
+        try {
+          await client.query(ddl);
+        } catch (err) {
+          if (!CREATED_CONCURRENTLY.has(classifyPgError(err).sqlState ?? '')) throw err;
+        }
+      }
+      return present(client);
+    });
+    if (!created) {
+      // E.g. a type or view of that name that is not the table.
+      throw new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `Participant ${this.name}: txcoord_markers / txcoord_barrier could not be created`, {
+        details: { participant: this.name },
+      });
+    }
   }
 
   private async withClient<T>(operation: string, fn: (client: PgClient) => Promise<T>): Promise<T> {

@@ -51,3 +51,55 @@ export const XACT_STATUS = 'select pg_xact_status($1::xid8) as status';
 
 /** 0 means PREPARE TRANSACTION is disabled. */
 export const SHOW_MAX_PREPARED = 'show max_prepared_transactions';
+
+/** Reachability check of a local-only participant (which needs no 2PC setting). */
+export const PING = 'select 1';
+
+/*
+ * Bookkeeping tables (commit markers, saga barrier). Values only ever go as bind parameters.
+ * timestamptz, not timestamp: its epoch does not depend on the session's TimeZone.
+ */
+
+/** Both bookkeeping tables exist (and are visible through search_path, as the statements below see them). */
+export const BOOKKEEPING_EXISTS =
+  "select to_regclass('txcoord_markers') is not null and to_regclass('txcoord_barrier') is not null as present";
+
+/** The commit-marker table; collation "C" lets `LIKE 'prefix%'` scans use the primary key. */
+export const CREATE_MARKERS = `create table if not exists txcoord_markers (
+  gtrid varchar(64) collate "C" primary key,
+  outcome varchar(8) not null,
+  created_at timestamptz(3) not null default current_timestamp)`;
+
+/** The saga barrier table. */
+export const CREATE_BARRIER = `create table if not exists txcoord_barrier (
+  gid varchar(128) not null,
+  step varchar(128) not null,
+  op varchar(16) not null,
+  origin varchar(16) not null,
+  created_at timestamptz(3) not null default current_timestamp,
+  primary key (gid, step, op))`;
+
+/**
+ * Returns a row only when it inserted. A conflicting row not yet committed makes it wait for
+ * that transaction; under REPEATABLE READ a row committed after the snapshot fails it with
+ * 40001 instead (retryable), so it never answers wrongly.
+ */
+export const INSERT_MARKER =
+  'insert into txcoord_markers (gtrid, outcome) values ($1, $2) on conflict (gtrid) do nothing returning gtrid';
+
+/** The existing marker; under READ COMMITTED, run after INSERT_MARKER waited, it sees the row just committed. */
+export const SELECT_MARKER = 'select outcome from txcoord_markers where gtrid = $1';
+
+/** As {@link INSERT_MARKER}, for a barrier row. */
+export const INSERT_BARRIER =
+  'insert into txcoord_barrier (gid, step, op, origin) values ($1, $2, $3, $4) on conflict (gid, step, op) do nothing returning gid';
+
+/** As {@link SELECT_MARKER}, for a barrier row. */
+export const SELECT_BARRIER = 'select origin from txcoord_barrier where gid = $1 and step = $2 and op = $3';
+
+/** Markers whose gtrid matches the LIKE pattern $1 (escape `!`), oldest first, at most $2; created_ms is epoch milliseconds. */
+export const LIST_MARKERS = `select gtrid, outcome, round(extract(epoch from created_at) * 1000)::float8 as created_ms
+  from txcoord_markers where gtrid like $1 escape '!' order by created_at, gtrid limit $2`;
+
+/** Deletes the markers whose gtrid is in the array $1. */
+export const DELETE_MARKERS = 'delete from txcoord_markers where gtrid = any($1::varchar[])';

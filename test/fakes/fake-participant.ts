@@ -1,4 +1,4 @@
-import type { Branch, LocalTxStatus, Participant, QueryResult, ResolveResult } from '../../participants/participant.js';
+import type { BarrierRow, Branch, LocalTxStatus, MarkerOutcome, MarkerRow, Participant, QueryResult, ResolveResult } from '../../participants/participant.js';
 import { TxcError } from '../../coordinator/errors.js';
 import { xidKey, type Xid } from '../../coordinator/xid.js';
 
@@ -22,6 +22,10 @@ export class FakeDatabase {
   readonly prepared = new Map<string, Prepared>();
   readonly fates = new Map<string, LocalTxStatus>();
   readonly calls: string[] = [];
+  /** Committed `txcoord_markers` rows. */
+  readonly markers = new Map<string, { outcome: MarkerOutcome; createdAt: number }>();
+  /** Committed `txcoord_barrier` rows by `gid|step|op`, with their origin. */
+  readonly barrier = new Map<string, BarrierRow['origin']>();
   /** Highest number of prepares running at once (to observe parallel prepares). */
   maxConcurrentPrepares = 0;
   private runningPrepares = 0;
@@ -29,6 +33,8 @@ export class FakeDatabase {
   private readonly faults = new Map<Op, Array<() => Promise<void>>>();
   /** Like MariaDB: a prepared branch can only be committed by its own session while that session lives. */
   sessionBound = false;
+  /** The next N one-phase commits apply, then report the connection lost (TXC_OUTCOME_UNKNOWN). */
+  lostAfterCommit = 0;
   /** Whether dropping the preparing connection detaches its branch at once (false: the server notices later). */
   detachOnDestroy = true;
 
@@ -92,6 +98,8 @@ export class FakeDatabase {
 
 class FakeBranch implements Branch {
   private readonly writes = new Map<string, number>();
+  private readonly newMarkers = new Map<string, MarkerOutcome>();
+  private readonly newBarrier = new Map<string, BarrierRow['origin']>();
   private failed = false;
   private state: 'active' | 'prepared' | 'done' = 'active';
   private readonly localTxId: string;
@@ -100,6 +108,7 @@ class FakeBranch implements Branch {
     private readonly db: FakeDatabase,
     readonly xid: Xid,
     private readonly owner: { dead: boolean },
+    private readonly local = false,
   ) {
     this.localTxId = db.newLocalId();
     db.fates.set(this.localTxId, 'in-progress');
@@ -121,10 +130,30 @@ class FakeBranch implements Branch {
   }
 
   async hasWritten(): Promise<boolean> {
-    return this.writes.size > 0;
+    return this.writes.size > 0 || this.newMarkers.size > 0 || this.newBarrier.size > 0;
+  }
+
+  // One transaction at a time touches a key in these tests, so no lock wait is simulated here
+  // (the real adapters' waiting is tested against the real databases).
+  async insertMarker(gtrid: string, outcome: MarkerOutcome): Promise<'inserted' | MarkerOutcome> {
+    await this.db.fault('query', this.owner);
+    const found = this.newMarkers.get(gtrid) ?? this.db.markers.get(gtrid)?.outcome;
+    if (found) return found;
+    this.newMarkers.set(gtrid, outcome);
+    return 'inserted';
+  }
+
+  async insertBarrier(row: BarrierRow): Promise<'inserted' | BarrierRow['origin']> {
+    await this.db.fault('query', this.owner);
+    const key = `${row.gid}|${row.step}|${row.op}`;
+    const found = this.newBarrier.get(key) ?? this.db.barrier.get(key);
+    if (found) return found;
+    this.newBarrier.set(key, row.origin);
+    return 'inserted';
   }
 
   async prepare(): Promise<{ localTxId: string }> {
+    if (this.local) throw new TxcError('TXC_UNSUPPORTED', 'local-only branch');
     this.db.enterPrepare();
     try {
       await this.db.fault('prepare', this.owner);
@@ -156,7 +185,13 @@ class FakeBranch implements Branch {
       throw new TxcError('TXC_COMMIT_FAILED', 'an earlier statement failed');
     }
     for (const [k, v] of this.writes) this.db.data.set(k, v);
+    for (const [k, v] of this.newMarkers) this.db.markers.set(k, { outcome: v, createdAt: Date.now() });
+    for (const [k, v] of this.newBarrier) this.db.barrier.set(k, v);
     this.finish('committed');
+    if (this.db.lostAfterCommit > 0) {
+      this.db.lostAfterCommit--;
+      throw new TxcError('TXC_OUTCOME_UNKNOWN', 'injected: connection lost after COMMIT was applied');
+    }
   }
 
   async rollback(): Promise<void> {
@@ -187,20 +222,42 @@ function applyCommit(db: FakeDatabase, p: Prepared): void {
 /** A Participant over a {@link FakeDatabase}. */
 export class FakeParticipant implements Participant {
   readonly driver = 'fake';
-  readonly capabilities = { twoPhase: true };
+  readonly capabilities: { twoPhase: boolean; localTransactions: boolean };
   /** Set when the coordinator using this adapter "crashed": nothing it started goes further. */
   dead = false;
 
   constructor(
     readonly name: string,
     readonly db: FakeDatabase,
-  ) {}
+    /** Like a SQL Server: local transactions only. */
+    private readonly localOnly = false,
+  ) {
+    this.capabilities = { twoPhase: !localOnly, localTransactions: true };
+  }
 
   async preflight(): Promise<void> {}
 
   async begin(xid: Xid): Promise<Branch> {
     await this.db.fault('begin', this);
-    return new FakeBranch(this.db, xid, this);
+    return new FakeBranch(this.db, xid, this, this.localOnly);
+  }
+
+  async beginLocal(xid: Xid): Promise<Branch> {
+    await this.db.fault('begin', this);
+    return new FakeBranch(this.db, xid, this, true);
+  }
+
+  async ensureBookkeeping(): Promise<void> {}
+
+  async listMarkers(prefix: string, limit: number): Promise<MarkerRow[]> {
+    return [...this.db.markers]
+      .filter(([g]) => g.startsWith(prefix))
+      .slice(0, limit)
+      .map(([gtrid, m]) => ({ gtrid, outcome: m.outcome, createdAt: m.createdAt }));
+  }
+
+  async deleteMarkers(gtrids: readonly string[]): Promise<void> {
+    for (const g of gtrids) this.db.markers.delete(g);
   }
 
   async listInDoubt(): Promise<Xid[]> {

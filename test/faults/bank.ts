@@ -12,6 +12,7 @@
  * The admin connections used here go straight to the servers (never through a fault proxy), so
  * checks and clean-up work while a scenario is breaking the coordinator's connections.
  */
+import type { BreakerConfig } from '../../participants/participant-config.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -295,6 +296,12 @@ export interface CoordinatorConfigOptions {
   readonly recoveryIntervalMs?: number;
   /** Recover at start. Default true. */
   readonly recoverOnStart?: boolean;
+  /**
+   * Circuit breaker of both participants. Default: off, because these scenarios test what the
+   * protocol does under each fault, and a breaker would turn many of them into a fast refusal
+   * (the breaker has its own scenario in network.test.ts).
+   */
+  readonly breaker?: BreakerConfig;
   /** Fields merged last (hooks such as `onProtocolPoint`, `logger`, `backoff`). */
   readonly extra?: Partial<CreateCoordinatorOptions>;
 }
@@ -316,8 +323,8 @@ export function coordinatorConfig(o: CoordinatorConfigOptions): CreateCoordinato
     id: o.id,
     log: { type: 'file', dir: o.logDir },
     participants: {
-      [ERP]: { driver: 'postgres', connectionString: o.pgUrl ?? pgUrl, pool },
-      [CRM]: { driver: 'mysql', uri: o.mysqlUrl ?? mysqlUrl, pool },
+      [ERP]: { driver: 'postgres', connectionString: o.pgUrl ?? pgUrl, pool, breaker: o.breaker ?? { enabled: false } },
+      [CRM]: { driver: 'mysql', uri: o.mysqlUrl ?? mysqlUrl, pool, breaker: o.breaker ?? { enabled: false } },
     },
     ...(o.prepareTimeoutMs !== undefined ? { prepareTimeoutMs: o.prepareTimeoutMs } : {}),
     recovery: { onStart: o.recoverOnStart ?? true, intervalMs: o.recoveryIntervalMs ?? 0 },

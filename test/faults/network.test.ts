@@ -459,6 +459,40 @@ describe.skipIf(!ready)('network faults (TCP proxy between coordinator and datab
     });
   }
 
+  it('a dead participant opens its circuit breaker: new transfers fail fast without touching it, and it closes when the participant returns', async () => {
+    const started = Date.now();
+    const c = await coordinator({ breaker: { volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeoutMs: 800 }, pool: { max: 4, acquireTimeoutMs: 2_000, queryTimeoutMs: 2_000 } });
+    const refused = new Set<string>();
+    const acknowledged = new Set<string>();
+    // crm "dies": every byte sent to it resets the connection.
+    const dead = myProxy.resetWhen(() => true, { times: Infinity });
+    let fastFails = 0;
+    for (let i = 0; i < 8; i++) {
+      const id = nextId();
+      const before = myProxy.stats().connections;
+      const t0 = Date.now();
+      const err = await within(bank.transfer(c, id, i, i + 1, 5), 10_000, `transfer ${id}`).then(() => undefined, (e: unknown) => e);
+      expect(TxcError.is(err), String(err)).toBe(true);
+      refused.add(id);
+      if (TxcError.is(err) && err.details['breaker'] === 'open') {
+        fastFails++;
+        // Refused without opening a connection to the dead participant, at once.
+        expect(myProxy.stats().connections).toBe(before);
+        expect(Date.now() - t0).toBeLessThan(500);
+      }
+    }
+    expect(fastFails, 'the breaker never opened').toBeGreaterThanOrEqual(3);
+    expect(c.stats().breakers['crm']).toMatchObject({ state: 'open' });
+    dead.cancel();
+    await sleep(1_000);
+    const ok = nextId();
+    await within(bank.transfer(c, ok, 1, 2, 5), 10_000, `transfer ${ok} after the participant returned`);
+    acknowledged.add(ok);
+    expect(c.stats().breakers['crm']?.state).toBe('closed');
+    const report = await finish(c, { scenario: 'breaker: dead crm', injected: dead.fired, transfers: refused.size + 1, acknowledged: 1, rejected: refused.size, pending: 0, started }, acknowledged, refused);
+    assertInvariants(report);
+  });
+
   it("no pg client emitted 'error' with no listener (an uncaught exception in production)", () => {
     console.log(`pg client 'error' events with no listener over the whole file: ${unlistenedPgErrors.length}`);
     expect(unlistenedPgErrors.length).toBe(0);

@@ -63,7 +63,7 @@ const RECORDS: LogRecord[] = [commit(1), { type: 'end', gtrid: gtrid(1), at: 1_7
 
 describe('usage and configuration errors', () => {
   it('a config with an unknown driver: exit 2, one line naming the field, no stack', async () => {
-    const file = writeConfig('bad-driver.json', { id: 'x', log: { type: 'memory' }, participants: { erp: { driver: 'oracle' } } });
+    const file = writeConfig('bad-driver.json', { id: 'x', log: { type: 'memory' }, participants: { erp: { driver: 'db2' } } });
     for (const verb of ['recover', 'in-doubt']) {
       const r = await runCli([verb, '--config', file]);
       expect(r.code).toBe(2);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_POINTS } from '../../coordinator/protocol.js';
+import { LAST_RESOURCE_POINTS, PROTOCOL_POINTS } from '../../coordinator/protocol.js';
 import type { CoordinatorConfig, ProtocolPoint } from '../../coordinator/types.js';
 import type { PgliteParticipantConfig } from '../../participants/participant-config.js';
 import { openPglite } from '../../participants/pglite/index.js';
@@ -27,7 +27,7 @@ const CRASH_AT = 3;
 const START_BALANCE = 1_000_000;
 /** Points that fire once per participant (their info names it). */
 const PER_BRANCH: ReadonlySet<ProtocolPoint> = new Set(['after-prepare', 'after-commit']);
-/** Points at which the commit decision is already durable: the crashed transfer must end up committed. */
+/** Points at which the commit decision is already durable (the log record, or the marker row): the crashed transfer must end up committed. */
 const DECIDED: ReadonlySet<ProtocolPoint> = new Set(['after-decision', 'after-commit', 'before-end']);
 
 // Skips (with a printed notice) when a server is unreachable, or throws under TXCOORD_REQUIRE_DB=1.
@@ -51,6 +51,8 @@ interface Pair {
   /** Fresh tables with one account each; leftover prepared branches of this coordinator rolled back first. */
   setup(config: CoordinatorConfig, configFile: string): Promise<void>;
   read(config: CoordinatorConfig): Promise<Books>;
+  /** The participant that cannot prepare (last-resource transfers), if any. */
+  readonly lastResource?: string;
 }
 
 /** PGlite must be reopened with the setting it was created with, so the config states it. */
@@ -122,15 +124,23 @@ async function pgPrepared(pgc: pg.Client, coordinatorId: string): Promise<string
   return r.rows.map((x) => x.gid);
 }
 
-const serverPair: Pair = {
-  name: 'PostgreSQL+MariaDB',
+/**
+ * PostgreSQL and MariaDB; with `localOnly`, that one stands in for a database that cannot
+ * prepare (SQL Server), so the transfers commit with it as the commit-marked last resource.
+ */
+const serverPairOf = (id: string, localOnly?: 'pg' | 'maria'): Pair => ({
+  name: localOnly ? `PostgreSQL+MariaDB, ${localOnly} as the last resource` : 'PostgreSQL+MariaDB',
   participants: ['pg', 'maria'],
   skip: !serversReady,
+  lastResource: localOnly,
   config: (dir) => ({
-    id: 'crashsrv',
+    id,
     log: { type: 'file', dir: join(dir, 'txlog') },
     // Secrets stay out of the file: the CLI and the child substitute them from the environment.
-    participants: { pg: { driver: 'postgres', connectionString: '${TXCOORD_PG_URL}' }, maria: { driver: 'mysql', uri: '${TXCOORD_MYSQL_URL}' } },
+    participants: {
+      pg: { driver: 'postgres', connectionString: '${TXCOORD_PG_URL}', ...(localOnly === 'pg' ? { localOnly: true } : {}) },
+      maria: { driver: 'mysql', uri: '${TXCOORD_MYSQL_URL}', ...(localOnly === 'maria' ? { localOnly: true } : {}) },
+    },
     recovery: { intervalMs: 0 },
   }),
   setup: (config) =>
@@ -162,11 +172,11 @@ const serverPair: Pair = {
         prepared,
       };
     }),
-};
+});
 
 const childEnv = { ...process.env, TXCOORD_PG_URL: pgUrl, TXCOORD_MYSQL_URL: mysqlUrl };
 
-for (const pair of [pglitePair, serverPair]) {
+for (const pair of [pglitePair, serverPairOf('crashsrv'), serverPairOf('crashlrpg', 'pg'), serverPairOf('crashlrmy', 'maria')]) {
   describe.skipIf(pair.skip)(`SIGKILL at every protocol point, ${pair.name}`, () => {
     const dir = mkdtempSync(join(tmpdir(), `txc-crash-${pair.participants.join('-')}-`));
     const configFile = join(dir, 'txcoord.json');
@@ -184,8 +194,10 @@ for (const pair of [pglitePair, serverPair]) {
       if (process.env['TXCOORD_KEEP_TEST_DATA'] !== '1') await rm(dir, { recursive: true, force: true });
     });
 
-    const cases = PROTOCOL_POINTS.flatMap((point): { point: ProtocolPoint; participant: string | undefined }[] =>
-      PER_BRANCH.has(point) ? pair.participants.map((participant) => ({ point, participant })) : [{ point, participant: undefined }],
+    // In a last-resource transfer only the other participant prepares and commits prepared.
+    const branchPoints = pair.participants.filter((p) => p !== pair.lastResource);
+    const cases = (pair.lastResource ? LAST_RESOURCE_POINTS : PROTOCOL_POINTS).flatMap((point): { point: ProtocolPoint; participant: string | undefined }[] =>
+      PER_BRANCH.has(point) ? branchPoints.map((participant) => ({ point, participant })) : [{ point, participant: undefined }],
     );
 
     for (const { point, participant } of cases) {

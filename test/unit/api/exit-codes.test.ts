@@ -20,6 +20,8 @@ const report = (extra: Partial<RecoveryReport> = {}): RecoveryReport => ({
   heuristic: [],
   remaining: [],
   failures: [],
+  sagas: { resumed: 0, committed: 0, compensated: 0, failed: 0, remaining: [] },
+  markersRemoved: 0,
   ...extra,
 });
 

@@ -44,7 +44,7 @@ describe('txcoord command line (in process)', () => {
   it('a config naming an unknown driver fails with exit 2 and one line naming the field', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'txc-cli-unit-'));
     const file = join(dir, 'bad.json');
-    writeFileSync(file, JSON.stringify({ id: 'x', log: { type: 'memory' }, participants: { erp: { driver: 'oracle' } } }));
+    writeFileSync(file, JSON.stringify({ id: 'x', log: { type: 'memory' }, participants: { erp: { driver: 'db2' } } }));
     for (const verb of ['recover', 'in-doubt']) {
       const r = await run(verb, '--config', file);
       expect(r.code).toBe(EXIT.USAGE);

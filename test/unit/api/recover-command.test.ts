@@ -14,9 +14,22 @@ function fakeCoordinator(branches: number, report: Partial<RecoveryReport> = {})
     async recover(options: RecoverOptions = {}) {
       calls.push(options);
       for (let i = 1; i <= branches; i++) options.onProgress?.(i, branches);
-      return { committed: branches, rolledBack: 0, ended: branches, heuristic: [], remaining: [], failures: [], ...report };
+      return { committed: branches, rolledBack: 0, ended: branches, heuristic: [], remaining: [], failures: [], sagas: { resumed: 0, committed: 0, compensated: 0, failed: 0, remaining: [] }, markersRemoved: 0, ...report };
     },
     transaction: () => Promise.reject(new Error('not used')),
+    saga: () => Promise.reject(new Error('not used')),
+    runSaga: () => Promise.reject(new Error('not used')),
+    defineSaga: () => undefined,
+    submitSaga: () => Promise.reject(new Error('not used')),
+    sagaStatus: () => Promise.resolve(undefined),
+    resolve: () => Promise.reject(new Error('not used')),
+    external: {
+      begin: () => Promise.reject(new Error('not used')),
+      addBranch: () => Promise.reject(new Error('not used')),
+      commit: () => Promise.reject(new Error('not used')),
+      abort: () => Promise.reject(new Error('not used')),
+      get: () => undefined,
+    },
     inDoubt: () => Promise.resolve([]),
     stats: () => snapshotStats(createStatsCounters(), 0),
     close: () => Promise.resolve(),

@@ -6,6 +6,7 @@ import type { MysqlConnection, MysqlOkPacket, MysqlPool } from '../../../partici
 import { classifyMysqlError } from '../../../participants/mysql/errors.js';
 import { MysqlParticipant } from '../../../participants/mysql/participant.js';
 import type { Participant } from '../../../participants/participant.js';
+import * as sql from '../../../participants/mysql/sql.js';
 
 const logger = pino({ level: 'silent' });
 const UUID = '0190d5a8-7b3c-7def-8123-456789abcdef';
@@ -154,10 +155,45 @@ class FakePool implements MysqlPool {
   }
 }
 
-function setup(acquireTimeoutMs = 1_000) {
+function setup(acquireTimeoutMs = 1_000, localOnly = false) {
   const pool = new FakePool();
-  const participant = new MysqlParticipant('my1', pool, { acquireTimeoutMs, logger });
+  const participant = new MysqlParticipant('my1', pool, { acquireTimeoutMs, logger, localOnly });
   return { pool, server: pool.server, participant };
+}
+
+/** The bookkeeping tables in the fake server, matched by the exact statements of sql.ts. */
+function bookkeepingTables(server: FakeServer, count = 2) {
+  const state = { count, markers: new Map<string, string>(), barrier: new Map<string, string>() };
+  server.handlers.push((text, values) => {
+    const v = (values ?? []).map(String);
+    switch (text) {
+      case sql.BOOKKEEPING_TABLES:
+        return [{ n: state.count }];
+      case sql.CREATE_MARKERS:
+      case sql.CREATE_BARRIER:
+        state.count++;
+        return okPacket(0);
+      case sql.INSERT_MARKER:
+        if (state.markers.has(v[0]!)) return okPacket(0);
+        state.markers.set(v[0]!, v[1]!);
+        return okPacket(1);
+      case sql.SELECT_MARKER:
+        return state.markers.has(v[0]!) ? [{ outcome: state.markers.get(v[0]!) }] : [];
+      case sql.INSERT_BARRIER: {
+        const key = v.slice(0, 3).join('|');
+        if (state.barrier.has(key)) return okPacket(0);
+        state.barrier.set(key, v[3]!);
+        return okPacket(1);
+      }
+      case sql.SELECT_BARRIER: {
+        const key = v.join('|');
+        return state.barrier.has(key) ? [{ origin: state.barrier.get(key) }] : [];
+      }
+      default:
+        return undefined;
+    }
+  });
+  return state;
 }
 
 async function rejection(p: Promise<unknown>): Promise<TxcError> {
@@ -495,6 +531,170 @@ describe('MySQL participant (fake driver)', () => {
       const participant: Participant = setup().participant;
       expect(participant.localStatus).toBeUndefined();
     });
+  });
+});
+
+describe('MySQL participant: local transactions and bookkeeping (fake driver)', () => {
+  const outOfTransaction = (affectedRows = 0): MysqlOkPacket => ({ affectedRows, serverStatus: 2 }); // autocommit, not IN_TRANS
+
+  it('local-only: one-phase capabilities; begin is START TRANSACTION (never XA) and commits with COMMIT', async () => {
+    const { pool, server, participant } = setup(1_000, true);
+    bookkeepingTables(server);
+    expect(participant.capabilities).toEqual({ twoPhase: false, localTransactions: true });
+    const branch = await participant.begin(XID);
+    expect(branch.local).toBe(true);
+    expect(pool.conns.map((c) => c.sent)).toEqual([[sql.BOOKKEEPING_TABLES], ['START TRANSACTION']]);
+    await branch.query('insert into t values (1)');
+    await branch.commitOnePhase();
+    expect(pool.conns[1]?.sent).toEqual(['START TRANSACTION', 'insert into t values (1)', 'COMMIT']);
+    expect(pool.conns[1]?.ends).toEqual(['release']);
+    expect(server.log.some((t) => t.startsWith('XA '))).toBe(false);
+  });
+
+  it('a local branch refuses to prepare (TXC_UNSUPPORTED, nothing sent) and stays open; rollback is ROLLBACK', async () => {
+    const { pool, server, participant } = setup(1_000, true);
+    bookkeepingTables(server);
+    const branch = await participant.begin(XID);
+    const err = await rejection(branch.prepare());
+    expect(err.code).toBe('TXC_UNSUPPORTED');
+    expect(err.details).toMatchObject({ participant: 'my1', operation: 'prepare' });
+    expect(pool.conns[1]?.sent).toEqual(['START TRANSACTION']);
+    await branch.rollback();
+    await branch.rollback();
+    expect(pool.conns[1]?.sent).toEqual(['START TRANSACTION', 'ROLLBACK']);
+    expect(pool.conns[1]?.ends).toEqual(['release']);
+  });
+
+  it('beginLocal of an XA participant is a plain transaction too (START TRANSACTION, COMMIT)', async () => {
+    const { pool, server, participant } = setup();
+    bookkeepingTables(server);
+    expect(participant.capabilities.twoPhase).toBe(true);
+    const branch = await participant.beginLocal(XID);
+    await branch.commitOnePhase();
+    expect(pool.conns[1]?.sent).toEqual(['START TRANSACTION', 'COMMIT']);
+  });
+
+  it('a statement that ends a local transaction (implicit commit) is refused, and so is everything after it', async () => {
+    const { pool, server, participant } = setup(1_000, true);
+    bookkeepingTables(server);
+    server.handlers.unshift((text) => (text.startsWith('create table t') ? outOfTransaction() : undefined));
+    const branch = await participant.begin(XID);
+    await expect(branch.query('create table t (x int)')).rejects.toMatchObject({ code: 'TXC_QUERY_FAILED' });
+    await expect(branch.query('insert into t values (1)')).rejects.toMatchObject({ code: 'TXC_QUERY_FAILED' });
+    expect(await branch.hasWritten()).toBe(true);
+    await expect(branch.commitOnePhase()).rejects.toMatchObject({ code: 'TXC_COMMIT_FAILED' });
+    expect(pool.conns[1]?.sent).toEqual(['START TRANSACTION', COUNTERS, 'create table t (x int)', 'ROLLBACK']);
+  });
+
+  it.each([
+    [1213, 'ER_LOCK_DEADLOCK'],
+    [1205, 'ER_LOCK_WAIT_TIMEOUT'],
+  ])('after errno %i a local branch refuses further statements (they would autocommit) and commit rolls back', async (errno, code) => {
+    const { pool, server, participant } = setup(1_000, true);
+    bookkeepingTables(server);
+    server.handlers.unshift((text) => (text === 'update t set v = 1' ? myError(errno, code) : undefined));
+    const branch = await participant.begin(XID);
+    await expect(branch.query('update t set v = 1')).rejects.toMatchObject({ code: 'TXC_QUERY_FAILED', retryable: true });
+    await expect(branch.query('insert into t values (2)')).rejects.toMatchObject({ code: 'TXC_QUERY_FAILED', details: { errno } });
+    await expect(branch.commitOnePhase()).rejects.toMatchObject({ code: 'TXC_COMMIT_FAILED', retryable: true });
+    expect(pool.conns[1]?.sent).toEqual(['START TRANSACTION', 'update t set v = 1', 'ROLLBACK']);
+  });
+
+  it('a lock wait timeout leaves an XA branch usable (the XA state machine guards it there)', async () => {
+    const { server, participant } = setup();
+    server.handlers.push((text) => (text === 'update t set v = 1' ? myError(1205, 'ER_LOCK_WAIT_TIMEOUT') : undefined));
+    const branch = await participant.begin(XID);
+    await expect(branch.query('update t set v = 1')).rejects.toMatchObject({ code: 'TXC_QUERY_FAILED' });
+    await branch.query('insert into t values (2)');
+    expect(await branch.prepare()).toEqual({});
+  });
+
+  it('a connection lost during a local COMMIT is TXC_OUTCOME_UNKNOWN', async () => {
+    const { pool, server, participant } = setup(1_000, true);
+    bookkeepingTables(server);
+    server.handlers.unshift((text) => (text === 'COMMIT' ? myError(undefined, 'PROTOCOL_CONNECTION_LOST', true) : undefined));
+    const branch = await participant.begin(XID);
+    await expect(branch.commitOnePhase()).rejects.toMatchObject({ code: 'TXC_OUTCOME_UNKNOWN' });
+    expect(pool.conns[1]?.ends).toEqual(['destroy']);
+  });
+
+  it('insertMarker: INSERT IGNORE, then a LOCKING read for the existing outcome; counts as written without counters', async () => {
+    const { pool, server, participant } = setup();
+    bookkeepingTables(server);
+    expect(sql.SELECT_MARKER).toMatch(/lock in share mode$/);
+    expect(sql.SELECT_BARRIER).toMatch(/lock in share mode$/);
+    const first = await participant.beginLocal(XID);
+    expect(await first.insertMarker(GTRID, 'commit')).toBe('inserted');
+    expect(pool.conns[1]?.sent).toEqual(['START TRANSACTION', sql.INSERT_MARKER]);
+    const second = await participant.beginLocal(XID);
+    expect(await second.insertMarker(GTRID, 'abort')).toBe('commit');
+    expect(await second.hasWritten()).toBe(true);
+    expect(pool.conns.at(-1)?.sent).toEqual(['START TRANSACTION', sql.INSERT_MARKER, sql.SELECT_MARKER]);
+    expect(server.log).not.toContain(COUNTERS);
+  });
+
+  it('insertBarrier reports the existing origin; an XA branch ensures the tables from another connection', async () => {
+    const { pool, server, participant } = setup();
+    bookkeepingTables(server);
+    const branch = await participant.begin(XID);
+    const row = { gid: 'g1', step: 'débit', op: 'action', origin: 'compensate' } as const;
+    expect(await branch.insertBarrier(row)).toBe('inserted');
+    expect(await branch.insertBarrier({ ...row, origin: 'action' })).toBe('compensate');
+    expect(pool.conns[0]?.sent).toEqual([`XA START ${X}`, sql.INSERT_BARRIER, sql.INSERT_BARRIER, sql.SELECT_BARRIER]);
+    expect(pool.conns[1]?.sent).toEqual([sql.BOOKKEEPING_TABLES]);
+    await expect(branch.insertBarrier({ ...row, step: 'x'.repeat(129) })).rejects.toMatchObject({ code: 'TXC_ID_INVALID' });
+    await expect(branch.insertMarker('x'.repeat(65), 'commit')).rejects.toMatchObject({ code: 'TXC_ID_INVALID' });
+  });
+
+  it('local-only preflight checks InnoDB and creates the tables, but never runs XA RECOVER', async () => {
+    const { server, participant } = setup(1_000, true);
+    const tables = bookkeepingTables(server, 0);
+    server.handlers.push((text) => (text.includes('information_schema.engines') ? [{ support: 'DEFAULT' }] : undefined));
+    await participant.preflight();
+    expect(tables.count).toBe(2);
+    expect(server.log).toEqual([sql.INNODB_SUPPORT, sql.BOOKKEEPING_TABLES, sql.CREATE_MARKERS, sql.CREATE_BARRIER]);
+    expect(sql.CREATE_MARKERS).toMatch(/ascii_bin[\s\S]*engine=InnoDB$/);
+  });
+
+  it('ensureBookkeeping skips the DDL when both tables exist, and runs once', async () => {
+    const { server, participant } = setup();
+    bookkeepingTables(server, 2);
+    await Promise.all([participant.ensureBookkeeping(), participant.ensureBookkeeping()]);
+    await participant.ensureBookkeeping();
+    expect(server.log).toEqual([sql.BOOKKEEPING_TABLES]);
+  });
+
+  it('listInDoubt: a local-only user without XA RECOVER rights has nothing in doubt; in XA mode that stays an error', async () => {
+    const denied = (text: string) => (text === 'XA RECOVER' ? myError(1227, 'ER_SPECIFIC_ACCESS_DENIED_ERROR') : undefined);
+    const lo = setup(1_000, true);
+    lo.server.handlers.push(denied);
+    expect(await lo.participant.listInDoubt()).toEqual([]);
+    const xa = setup();
+    xa.server.handlers.push(denied);
+    await expect(xa.participant.listInDoubt()).rejects.toMatchObject({ code: 'TXC_XA_RECOVER_DENIED' });
+    lo.server.handlers = [(text) => (text === 'XA RECOVER' ? myError(undefined, 'ECONNRESET', true) : undefined)];
+    await expect(lo.participant.listInDoubt()).rejects.toMatchObject({ code: 'TXC_PARTICIPANT_UNAVAILABLE' });
+  });
+
+  it('listMarkers escapes the prefix and maps created_ms; deleteMarkers batches the keys', async () => {
+    const { pool, server, participant } = setup();
+    bookkeepingTables(server);
+    const seen: unknown[][] = [];
+    server.handlers.unshift((text, values) => {
+      if (text === sql.LIST_MARKERS) return (seen.push(values ?? []), [{ gtrid: 'p_1', outcome: 'abort', created_ms: '1700000000123' }]);
+      if (text === sql.DELETE_MARKERS) return (seen.push(values ?? []), okPacket(1));
+      return undefined;
+    });
+    expect(await participant.listMarkers('p_', 5)).toEqual([{ gtrid: 'p_1', outcome: 'abort', createdAt: 1700000000123 }]);
+    expect(seen[0]).toEqual(['p!_%', 5]);
+    const many = Array.from({ length: sql.DELETE_MARKERS_BATCH * 2 + 1 }, (_, i) => `txc1.x.${i}`);
+    await participant.deleteMarkers(many);
+    expect(seen.slice(1).map((v) => (v[0] as string[]).length)).toEqual([sql.DELETE_MARKERS_BATCH, sql.DELETE_MARKERS_BATCH, 1]);
+    expect(pool.conns.at(-1)?.ends).toEqual(['release']);
+    const before = pool.conns.length;
+    await participant.deleteMarkers([]);
+    await expect(participant.deleteMarkers(['no spaces allowed'])).rejects.toMatchObject({ code: 'TXC_ID_INVALID' });
+    expect(pool.conns.length).toBe(before);
   });
 });
 

@@ -8,6 +8,7 @@ import { classifyPgliteError, queryFailed } from '../../../participants/pglite/e
 import { createPgliteParticipant } from '../../../participants/pglite/index.js';
 import { ConnectionLock } from '../../../participants/pglite/lock.js';
 import { PgliteParticipant } from '../../../participants/pglite/participant.js';
+import * as sql from '../../../participants/pglite/sql.js';
 
 const logger = pino({ level: 'silent' });
 const xidOf = (n: number): Xid => branchXid(newGtrid('unit', () => `0190d5a8-7b3c-7def-8123-${String(n).padStart(12, '0')}`), 0);
@@ -84,7 +85,7 @@ class FakePglite implements PgliteDriver {
   }
 }
 
-function setup(options: { acquireTimeoutMs?: number; open?: (o: PgliteOpenOptions) => Promise<PgliteDriver> } = {}) {
+function setup(options: { acquireTimeoutMs?: number; open?: (o: PgliteOpenOptions) => Promise<PgliteDriver>; localOnly?: boolean } = {}) {
   const db = new FakePglite();
   const open = vi.fn(options.open ?? (async () => db));
   const participant = new PgliteParticipant({
@@ -94,8 +95,44 @@ function setup(options: { acquireTimeoutMs?: number; open?: (o: PgliteOpenOption
     acquireTimeoutMs: options.acquireTimeoutMs ?? 1_000,
     logger,
     open,
+    localOnly: options.localOnly ?? false,
   });
   return { db, open, participant };
+}
+
+/** The bookkeeping tables in the fake, matched by the exact statements of sql.ts (no transactional DDL). */
+function bookkeepingTables(db: FakePglite, exists = true) {
+  const state = { exists, markers: new Map<string, string>(), barrier: new Map<string, string>() };
+  db.handlers.push((text, params) => {
+    const v = (params ?? []).map(String);
+    switch (text) {
+      case sql.BOOKKEEPING_EXISTS:
+        return tag('SELECT', [{ present: state.exists }]);
+      case sql.CREATE_MARKERS:
+      case sql.CREATE_BARRIER:
+        state.exists = true;
+        return tag('CREATE TABLE');
+      case sql.INSERT_MARKER:
+        if (state.markers.has(v[0]!)) return tag('INSERT', [], 0);
+        state.markers.set(v[0]!, v[1]!);
+        return tag('INSERT', [{ gtrid: v[0] }], 1);
+      case sql.SELECT_MARKER:
+        return tag('SELECT', state.markers.has(v[0]!) ? [{ outcome: state.markers.get(v[0]!) }] : []);
+      case sql.INSERT_BARRIER: {
+        const key = v.slice(0, 3).join('|');
+        if (state.barrier.has(key)) return tag('INSERT', [], 0);
+        state.barrier.set(key, v[3]!);
+        return tag('INSERT', [{ gid: v[0] }], 1);
+      }
+      case sql.SELECT_BARRIER: {
+        const key = v.join('|');
+        return tag('SELECT', state.barrier.has(key) ? [{ origin: state.barrier.get(key) }] : []);
+      }
+      default:
+        return undefined;
+    }
+  });
+  return state;
 }
 
 async function expectCode(promise: Promise<unknown>, code: string): Promise<TxcError> {
@@ -457,6 +494,124 @@ describe('PgliteParticipant: recovery calls and status', () => {
     const { participant, open } = setup();
     await participant.close();
     expect(open).not.toHaveBeenCalled();
+  });
+});
+
+describe('PgliteParticipant: local-only mode and bookkeeping', () => {
+  const G = XID.gtrid;
+
+  it('local-only: one-phase capabilities; begin is BEGIN and prepare is TXC_UNSUPPORTED (nothing sent, still open)', async () => {
+    const { participant, db } = setup({ localOnly: true });
+    bookkeepingTables(db);
+    expect(participant.capabilities).toEqual({ twoPhase: false, localTransactions: true });
+    const branch = await participant.begin(XID);
+    const err = await expectCode(branch.prepare(), 'TXC_UNSUPPORTED');
+    expect(err.details).toMatchObject({ participant: 'lite', operation: 'prepare' });
+    expect(err.message).toContain('lite');
+    expect(db.log.filter((t) => t.startsWith('PREPARE'))).toEqual([]);
+    expect(await branch.insertMarker!(G, 'commit')).toBe('inserted');
+    await branch.commitOnePhase();
+    expect(db.log.slice(-3)).toEqual(['BEGIN', sql.INSERT_MARKER, 'COMMIT']);
+  });
+
+  it('local-only preflight accepts max_prepared_transactions = 0 and creates the tables', async () => {
+    const { participant, db } = setup({ localOnly: true });
+    const tables = bookkeepingTables(db, false);
+    db.maxPrepared = 0;
+    await participant.preflight();
+    expect(tables.exists).toBe(true);
+    expect(db.log).not.toContain('show max_prepared_transactions');
+  });
+
+  it('local-only preflight with recovery pending leaves the tables for later instead of failing', async () => {
+    const { participant, db } = setup({ localOnly: true });
+    const tables = bookkeepingTables(db, false);
+    db.prepared.add(GID);
+    await participant.preflight();
+    expect(tables.exists).toBe(false);
+    await expectCode(participant.ensureBookkeeping(), 'TXC_RECOVERY_REQUIRED');
+    expect(await participant.rollbackPrepared(XID)).toBe('done');
+    await participant.ensureBookkeeping();
+    expect(tables.exists).toBe(true);
+  });
+
+  it('ensureBookkeeping works with prepared transactions pending when the tables already exist (a read only)', async () => {
+    const { participant, db } = setup();
+    bookkeepingTables(db, true);
+    db.prepared.add(GID);
+    await participant.ensureBookkeeping();
+    await participant.ensureBookkeeping();
+    expect(db.log.filter((t) => t === sql.BOOKKEEPING_EXISTS)).toHaveLength(1);
+  });
+
+  it('beginLocal waits for the connection like begin, and times out like begin', async () => {
+    const { participant, db } = setup({ acquireTimeoutMs: 40 });
+    bookkeepingTables(db);
+    await participant.ensureBookkeeping();
+    const holder = await participant.begin(xidOf(1));
+    await expectCode(participant.beginLocal(xidOf(2)), 'TXC_POOL_TIMEOUT');
+    const waiting = participant.beginLocal(xidOf(3));
+    await tick();
+    await holder.commitOnePhase();
+    const local = await waiting;
+    await expectCode(local.prepare(), 'TXC_UNSUPPORTED');
+    await local.rollback();
+  });
+
+  it('beginLocal is gated while prepared transactions exist, like begin', async () => {
+    const { participant, db } = setup();
+    bookkeepingTables(db);
+    db.prepared.add(GID);
+    await expectCode(participant.beginLocal(xidOf(2)), 'TXC_RECOVERY_REQUIRED');
+    await expectCode(participant.deleteMarkers([G]), 'TXC_RECOVERY_REQUIRED');
+    expect(await participant.listMarkers('txc1.', 10)).toEqual([]); // a plain read never waits for a lock
+  });
+
+  it('a 2PC branch writing the first marker creates the tables inside its own transaction', async () => {
+    const { participant, db } = setup();
+    bookkeepingTables(db, false);
+    const branch = await participant.begin(XID);
+    expect(await branch.insertMarker!(G, 'abort')).toBe('inserted');
+    expect(db.log.slice(-4)).toEqual(['BEGIN', sql.CREATE_MARKERS, sql.CREATE_BARRIER, sql.INSERT_MARKER]);
+    expect(await branch.hasWritten()).toBe(true);
+    expect(await branch.prepare()).toEqual({ localTxId: '777' });
+    expect(await branch.commitPrepared()).toBe('done');
+  });
+
+  it('insertMarker / insertBarrier report the existing row; invalid keys are refused before anything is sent', async () => {
+    const { participant, db } = setup();
+    bookkeepingTables(db);
+    const branch = await participant.beginLocal(XID);
+    expect(await branch.insertMarker!(G, 'commit')).toBe('inserted');
+    expect(await branch.insertMarker!(G, 'abort')).toBe('commit');
+    const row = { gid: 'g', step: 's', op: 'compensate', origin: 'compensate' } as const;
+    expect(await branch.insertBarrier!(row)).toBe('inserted');
+    expect(await branch.insertBarrier!({ ...row, origin: 'action' })).toBe('compensate');
+    const sent = db.log.length;
+    await expectCode(branch.insertMarker!('x'.repeat(65), 'commit'), 'TXC_ID_INVALID');
+    await expectCode(branch.insertBarrier!({ ...row, gid: 'trailing ' }), 'TXC_ID_INVALID');
+    expect(db.log.length).toBe(sent);
+    await branch.rollback();
+  });
+
+  it('listMarkers escapes the prefix and maps rows; deleteMarkers sends the array', async () => {
+    const { participant, db } = setup();
+    bookkeepingTables(db);
+    const seen: unknown[][] = [];
+    db.handlers.unshift((text, params) => {
+      if (text === sql.LIST_MARKERS) return (seen.push(params ?? []), tag('SELECT', [{ gtrid: 'a%1', outcome: 'commit', created_ms: 5 }]));
+      if (text === sql.DELETE_MARKERS) return (seen.push(params ?? []), tag('DELETE', [], 1));
+      return undefined;
+    });
+    expect(await participant.listMarkers('a%', 3)).toEqual([{ gtrid: 'a%1', outcome: 'commit', createdAt: 5 }]);
+    await participant.deleteMarkers(['a%1']);
+    await participant.deleteMarkers([]);
+    expect(seen).toEqual([['a!%%', 3], [['a%1']]]);
+  });
+
+  it('createPgliteParticipant passes localOnly through', () => {
+    const p = createPgliteParticipant('lite', { driver: 'pglite', dataDir: '/tmp/x', localOnly: true }, { logger });
+    expect(p.capabilities).toEqual({ twoPhase: false, localTransactions: true });
   });
 });
 

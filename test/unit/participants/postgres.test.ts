@@ -5,6 +5,7 @@ import { branchXid, newGtrid, type Xid } from '../../../coordinator/xid.js';
 import type { PgClient, PgPool, PgResult, PgTransactionStatus } from '../../../participants/postgres/driver.js';
 import { classifyPgError } from '../../../participants/postgres/errors.js';
 import { PostgresParticipant } from '../../../participants/postgres/participant.js';
+import * as sql from '../../../participants/postgres/sql.js';
 
 const logger = pino({ level: 'silent' });
 const UUID = '0190d5a8-7b3c-7def-8123-456789abcdef';
@@ -117,10 +118,49 @@ class FakePool implements PgPool {
   }
 }
 
-function setup(acquireTimeoutMs = 1_000) {
+function setup(acquireTimeoutMs = 1_000, localOnly = false) {
   const pool = new FakePool();
-  const participant = new PostgresParticipant('pg1', pool, { acquireTimeoutMs, logger });
+  const participant = new PostgresParticipant('pg1', pool, { acquireTimeoutMs, logger, localOnly });
   return { pool, server: pool.server, participant };
+}
+
+/**
+ * The bookkeeping tables in the fake server: whether they exist, and their rows (keyed like the
+ * primary keys). Statements are matched by the exact text from sql.ts.
+ */
+function bookkeepingTables(server: FakeServer, exists = true) {
+  const state = { exists, markers: new Map<string, string>(), barrier: new Map<string, string>() };
+  server.handlers.push((text, values) => {
+    const v = (values ?? []).map(String);
+    switch (text) {
+      case sql.BOOKKEEPING_EXISTS:
+        return ok('SELECT', [{ present: state.exists }]);
+      case sql.CREATE_MARKERS:
+      case sql.CREATE_BARRIER:
+        state.exists = true;
+        return ok('CREATE TABLE', [], null);
+      case sql.INSERT_MARKER: {
+        if (state.markers.has(v[0]!)) return ok('INSERT', [], 0);
+        state.markers.set(v[0]!, v[1]!);
+        return ok('INSERT', [{ gtrid: v[0] }], 1);
+      }
+      case sql.SELECT_MARKER:
+        return ok('SELECT', state.markers.has(v[0]!) ? [{ outcome: state.markers.get(v[0]!) }] : []);
+      case sql.INSERT_BARRIER: {
+        const key = v.slice(0, 3).join('|');
+        if (state.barrier.has(key)) return ok('INSERT', [], 0);
+        state.barrier.set(key, v[3]!);
+        return ok('INSERT', [{ gid: v[0] }], 1);
+      }
+      case sql.SELECT_BARRIER: {
+        const key = v.join('|');
+        return ok('SELECT', state.barrier.has(key) ? [{ origin: state.barrier.get(key) }] : []);
+      }
+      default:
+        return undefined;
+    }
+  });
+  return state;
 }
 
 async function rejection(p: Promise<unknown>): Promise<TxcError> {
@@ -491,6 +531,193 @@ describe('PostgreSQL participant (fake driver)', () => {
       expect(pool.ended).toBe(1);
       await expect(participant.begin(XID)).rejects.toMatchObject({ code: 'TXC_PARTICIPANT_UNAVAILABLE' });
     });
+  });
+});
+
+describe('PostgreSQL participant: local-only mode and bookkeeping (fake driver)', () => {
+  const G = GTRID;
+
+  it('local-only: one-phase capabilities; begin is BEGIN (after ensuring the tables) and never prepares', async () => {
+    const { pool, server, participant } = setup(1_000, true);
+    bookkeepingTables(server);
+    expect(participant.capabilities).toEqual({ twoPhase: false, localTransactions: true });
+    expect(setup().participant.capabilities).toEqual({ twoPhase: true, localTransactions: true });
+    const branch = await participant.begin(XID);
+    expect(branch.local).toBe(true);
+    expect(pool.clients[0]?.sent).toEqual([sql.BOOKKEEPING_EXISTS]);
+    expect(pool.clients[1]?.sent).toEqual(['BEGIN']);
+    const err = await rejection(branch.prepare());
+    expect(err.code).toBe('TXC_UNSUPPORTED');
+    expect(err.message).toContain('pg1');
+    expect(err.details).toMatchObject({ participant: 'pg1', operation: 'prepare' });
+    expect(server.log.some((t) => t.includes('PREPARE'))).toBe(false);
+    await branch.commitOnePhase(); // still open after the refusal
+    expect(pool.clients[1]?.sent).toEqual(['BEGIN', 'COMMIT']);
+    expect(pool.clients[1]?.releases).toEqual([false]);
+  });
+
+  it('local-only preflight ignores max_prepared_transactions and creates missing tables', async () => {
+    const { server, participant } = setup(1_000, true);
+    const tables = bookkeepingTables(server, false);
+    server.handlers.push((text) => (text === 'show max_prepared_transactions' ? ok('SHOW', [{ max_prepared_transactions: '0' }]) : undefined));
+    await participant.preflight();
+    expect(tables.exists).toBe(true);
+    expect(server.log).toEqual([sql.PING, sql.BOOKKEEPING_EXISTS, sql.CREATE_MARKERS, sql.CREATE_BARRIER, sql.BOOKKEEPING_EXISTS]);
+  });
+
+  it('ensureBookkeeping runs once per instance (shared by concurrent callers) and again after a failure', async () => {
+    const { server, participant } = setup();
+    let fail = true;
+    server.handlers.push((text) => (text === sql.BOOKKEEPING_EXISTS && fail ? pgError('ECONNRESET') : undefined));
+    await expect(participant.ensureBookkeeping()).rejects.toMatchObject({ code: 'TXC_PARTICIPANT_UNAVAILABLE', retryable: true });
+    fail = false;
+    bookkeepingTables(server);
+    await Promise.all([participant.ensureBookkeeping(), participant.ensureBookkeeping()]);
+    await participant.ensureBookkeeping();
+    expect(server.log.filter((t) => t === sql.BOOKKEEPING_EXISTS)).toHaveLength(2);
+  });
+
+  it.each(['23505', '42710', '42P07'])('another process creating the tables at once (%s) counts as success once they exist', async (code) => {
+    const { server, participant } = setup();
+    const tables = bookkeepingTables(server, false);
+    server.handlers.unshift((text) => (text === sql.CREATE_MARKERS ? ((tables.exists = true), pgError(code)) : undefined));
+    await participant.ensureBookkeeping();
+    expect(server.log.at(-1)).toBe(sql.BOOKKEEPING_EXISTS);
+  });
+
+  it('a tolerated code with the tables still missing, or any other error, is TXC_PARTICIPANT_UNAVAILABLE', async () => {
+    const a = setup();
+    bookkeepingTables(a.server, false);
+    a.server.handlers.unshift((text) => (text.startsWith('create table') ? pgError('42710') : undefined));
+    await expect(a.participant.ensureBookkeeping()).rejects.toMatchObject({ code: 'TXC_PARTICIPANT_UNAVAILABLE' });
+    const b = setup();
+    bookkeepingTables(b.server, false);
+    b.server.handlers.unshift((text) => (text === sql.CREATE_MARKERS ? pgError('42501') : undefined));
+    await expect(b.participant.ensureBookkeeping()).rejects.toMatchObject({ code: 'TXC_PARTICIPANT_UNAVAILABLE', retryable: false, details: { sqlState: '42501' } });
+  });
+
+  it('beginLocal of a 2PC participant: ensures first on its own client, then BEGIN on the branch client', async () => {
+    const { pool, server, participant } = setup();
+    bookkeepingTables(server);
+    const branch = await participant.beginLocal(XID);
+    expect(pool.clients.map((c) => c.sent)).toEqual([[sql.BOOKKEEPING_EXISTS], ['BEGIN']]);
+    expect(pool.clients[0]?.releases).toEqual([false]);
+    await expect(branch.prepare()).rejects.toMatchObject({ code: 'TXC_UNSUPPORTED' });
+    await branch.rollback();
+    expect(pool.clients[1]?.sent).toEqual(['BEGIN', 'ROLLBACK']);
+  });
+
+  it('insertMarker: INSERT … ON CONFLICT DO NOTHING RETURNING, then SELECT for the existing outcome; counts as written', async () => {
+    const { pool, server, participant } = setup();
+    bookkeepingTables(server);
+    const first = await participant.beginLocal(XID);
+    expect(await first.insertMarker(G, 'commit')).toBe('inserted');
+    expect(pool.clients[1]?.sent).toEqual(['BEGIN', sql.INSERT_MARKER]);
+    const second = await participant.beginLocal(XID);
+    expect(await second.insertMarker(G, 'abort')).toBe('commit');
+    expect(pool.clients.at(-1)?.sent).toEqual(['BEGIN', sql.INSERT_MARKER, sql.SELECT_MARKER]);
+    expect(await second.hasWritten()).toBe(true);
+    expect(pool.clients.at(-1)?.sent).not.toContain(ASSIGNED);
+    expect(server.log.filter((t) => t === sql.BOOKKEEPING_EXISTS)).toHaveLength(1);
+  });
+
+  it('insertBarrier sends the key and origin as parameters and reports the existing origin', async () => {
+    const { server, participant } = setup();
+    bookkeepingTables(server);
+    let params: unknown[] | undefined;
+    server.handlers.unshift((text, values) => ((params = text === sql.INSERT_BARRIER ? values : params), undefined));
+    const branch = await participant.beginLocal(XID);
+    const row = { gid: "g'1", step: 'debit', op: 'action', origin: 'compensate' } as const;
+    expect(await branch.insertBarrier(row)).toBe('inserted');
+    expect(params).toEqual(["g'1", 'debit', 'action', 'compensate']);
+    expect(await branch.insertBarrier({ ...row, origin: 'action' })).toBe('compensate');
+    expect(await branch.insertBarrier({ ...row, op: 'compensate', origin: 'action' })).toBe('inserted');
+  });
+
+  it('a 2PC branch writing a marker ensures the tables from another pooled client', async () => {
+    const { pool, server, participant } = setup();
+    bookkeepingTables(server);
+    const branch = await participant.begin(XID);
+    expect(await branch.insertMarker(G, 'commit')).toBe('inserted');
+    expect(pool.clients[0]?.sent).toEqual(['BEGIN', sql.INSERT_MARKER]);
+    expect(pool.clients[1]?.sent).toEqual([sql.BOOKKEEPING_EXISTS]);
+    expect(await branch.prepare()).toEqual({ localTxId: '777' });
+  });
+
+  it('rejects invalid keys with TXC_ID_INVALID before sending anything', async () => {
+    const { pool, server, participant } = setup();
+    bookkeepingTables(server);
+    const branch = await participant.beginLocal(XID);
+    const before = pool.clients[1]!.sent.length;
+    for (const bad of ['', 'x'.repeat(65), 'has space', 'tab\t', 'é']) {
+      expect((await rejection(branch.insertMarker(bad, 'commit'))).code).toBe('TXC_ID_INVALID');
+    }
+    expect((await rejection(branch.insertMarker(G, 'yes' as 'commit'))).code).toBe('TXC_ID_INVALID');
+    const row = { gid: 'g', step: 's', op: 'action', origin: 'action' } as const;
+    for (const bad of [{ step: '' }, { step: 'x'.repeat(129) }, { gid: 'a ' }, { gid: 'nul\u0000' }, { step: '\ud800' }, { op: 'undo' }, { origin: 'x' }]) {
+      expect((await rejection(branch.insertBarrier({ ...row, ...bad } as typeof row))).code).toBe('TXC_ID_INVALID');
+    }
+    expect(await branch.insertBarrier({ ...row, step: '😀'.repeat(128) })).toBe('inserted'); // 128 code points
+    expect(pool.clients[1]!.sent.slice(before)).toEqual([sql.INSERT_BARRIER]);
+  });
+
+  it('an existing row with a value txcoord never writes is TXC_QUERY_FAILED; a row that keeps vanishing is retryable', async () => {
+    const { server, participant } = setup();
+    bookkeepingTables(server);
+    let answer: Record<string, unknown>[] = [{ outcome: 'bogus' }];
+    server.handlers.unshift((text) => {
+      if (text === sql.INSERT_MARKER) return ok('INSERT', [], 0);
+      if (text === sql.SELECT_MARKER) return ok('SELECT', answer);
+      return undefined;
+    });
+    const branch = await participant.beginLocal(XID);
+    expect(await rejection(branch.insertMarker(G, 'commit'))).toMatchObject({ code: 'TXC_QUERY_FAILED', retryable: false });
+    answer = [];
+    expect(await rejection(branch.insertMarker(G, 'commit'))).toMatchObject({ code: 'TXC_QUERY_FAILED', retryable: true });
+    expect(server.log.filter((t) => t === sql.INSERT_MARKER)).toHaveLength(3);
+  });
+
+  it('insertMarker on a finished branch is TXC_TRANSACTION_CLOSED', async () => {
+    const { server, participant } = setup();
+    bookkeepingTables(server);
+    const branch = await participant.beginLocal(XID);
+    await branch.commitOnePhase();
+    expect((await rejection(branch.insertMarker(G, 'commit'))).code).toBe('TXC_TRANSACTION_CLOSED');
+  });
+
+  it('listMarkers escapes the prefix for LIKE, passes the limit, and maps rows (skipping foreign ones)', async () => {
+    const { pool, server, participant } = setup();
+    bookkeepingTables(server);
+    let params: unknown[] | undefined;
+    server.handlers.unshift((text, values) =>
+      text === sql.LIST_MARKERS
+        ? ((params = values),
+          ok('SELECT', [
+            { gtrid: 'a%_!1', outcome: 'commit', created_ms: 1700000000123 },
+            { gtrid: 'a%_!2', outcome: 'weird', created_ms: 1 },
+          ]))
+        : undefined,
+    );
+    expect(await participant.listMarkers('a%_!', 50)).toEqual([{ gtrid: 'a%_!1', outcome: 'commit', createdAt: 1700000000123 }]);
+    expect(params).toEqual(['a!%!_!!%', 50]);
+    expect(pool.clients.every((c) => c.releases.length === 1)).toBe(true);
+    for (const [prefix, limit] of [['a b', 1], ['x'.repeat(65), 1], ['a', 0], ['a', 1.5], ['a', 10_001]] as const) {
+      expect((await rejection(participant.listMarkers(prefix, limit))).code).toBe('TXC_ID_INVALID');
+    }
+    expect(await participant.listMarkers('', 1)).toHaveLength(1); // every marker
+  });
+
+  it('deleteMarkers sends one array parameter; an empty list sends nothing; bad gtrids are refused first', async () => {
+    const { pool, server, participant } = setup();
+    bookkeepingTables(server);
+    await participant.deleteMarkers([]);
+    expect(pool.clients).toHaveLength(0);
+    await expect(participant.deleteMarkers([G, 'bad one'])).rejects.toMatchObject({ code: 'TXC_ID_INVALID' });
+    expect(pool.clients).toHaveLength(0);
+    let params: unknown[] | undefined;
+    server.handlers.unshift((text, values) => (text === sql.DELETE_MARKERS ? ((params = values), ok('DELETE', [], 2)) : undefined));
+    await participant.deleteMarkers([G, 'txc1.other']);
+    expect(params).toEqual([[G, 'txc1.other']]);
   });
 });
 
