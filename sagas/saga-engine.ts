@@ -95,7 +95,12 @@ export class SagaEngine {
     const live = this.rt.log.live().filter((r) => r.gtrid === id);
     const history = live.length > 0 ? live : isSharedLog(this.rt.log) ? await this.rt.log.history(id) : [];
     const record = history.find((r): r is SagaRecord => r.type === 'saga');
-    if (!record) return undefined;
+    if (!record) {
+      // The end record leaves the live set once written, before its fsync resolves the run: in
+      // that window the saga is in neither place, so its own run is about to answer.
+      const run = this.running.get(id);
+      return run ? run.then(viewOf, () => undefined) : undefined;
+    }
     const names = record.steps?.map((st) => st.name) ?? this.definitions.get(record.name ?? '')?.map((st) => st.name) ?? [...new Set(history.flatMap((r) => (r.type === 'saga-step' ? [r.step] : [])))];
     const state = sagaStateFrom(record, names, history);
     const end = history.find((r) => r.type === 'end');

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import type { DecisionLog } from '../../../log/decision-log.js';
+import { createMemoryLog } from '../../../log/memory/memory-log.js';
 import { mixedWorld } from '../coordinator/mixed-world.js';
 
 const steps = [
@@ -24,6 +26,30 @@ describe('submitted sagas', () => {
     expect((await s.result).status).toBe('committed');
     expect(await coord.sagaStatus(s.id)).toMatchObject({ status: 'committed' });
     expect(await coord.sagaStatus('txc1.mixed.0190a1b2c3d47e5f8a9b0c1d2e3f4a5b')).toBeUndefined();
+    await coord.close();
+  });
+
+  it('status answers while the end record is written but not yet synced (the file log applies it before fdatasync)', async () => {
+    const w = mixedWorld();
+    const inner = createMemoryLog();
+    let syncing: () => void = () => undefined;
+    let endWritten: () => void = () => undefined;
+    const written = new Promise<void>((r) => (endWritten = r));
+    const log: DecisionLog = {
+      ...inner,
+      async append(record, force) {
+        await inner.append(record, force);
+        if (record.type !== 'end') return;
+        endWritten();
+        await new Promise<void>((r) => (syncing = r));
+      },
+    };
+    const coord = await w.coordinator({ decisionLog: log });
+    const s = await coord.submitSaga({ steps: [...steps] });
+    await written;
+    const asked = coord.sagaStatus(s.id);
+    syncing();
+    expect(await asked).toMatchObject({ status: 'committed' });
     await coord.close();
   });
 
