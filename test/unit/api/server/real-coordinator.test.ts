@@ -64,7 +64,7 @@ async function world(): Promise<World> {
 const execute = (w: World, steps: object[], extra: object = {}) => w.app.inject({ method: 'POST', url: '/v1/transactions/execute', headers: client, payload: { steps, ...extra } });
 
 async function waitForSaga(w: World, id: string): Promise<SagaView> {
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 2000; i++) {
     const res = await w.app.inject({ method: 'GET', url: `/v1/sagas/${id}`, headers: client });
     const view = res.json<SagaView>();
     if (view.status !== 'running') return view;

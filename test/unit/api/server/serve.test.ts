@@ -60,7 +60,7 @@ describe('serve', () => {
     expect(submitted.status).toBe(202);
     const { id } = (await submitted.json()) as { id: string };
     let status = 'running';
-    for (let i = 0; i < 200 && status === 'running'; i++) {
+    for (let i = 0; i < 1000 && status === 'running'; i++) {
       status = ((await (await fetch(`${running.url}/v1/sagas/${id}`, { headers: auth })).json()) as { status: string }).status;
       if (status === 'running') await new Promise((r) => setTimeout(r, 10));
     }
@@ -98,7 +98,7 @@ describe('txcoord serve (command)', () => {
     let stop = () => undefined as void;
     const stopped = new Promise<void>((r) => (stop = r));
     const exit = runServe({ config: file }, io, stopped);
-    for (let i = 0; i < 200 && !io.stderr.join('').includes('serving on'); i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 1000 && !io.stderr.join('').includes('serving on'); i++) await new Promise((r) => setTimeout(r, 10));
     const url = /serving on (http:\/\/\S+)/.exec(io.stderr.join(''))?.[1];
     expect(url).toBeDefined();
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
