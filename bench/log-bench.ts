@@ -18,11 +18,19 @@ export interface LogBenchOptions {
   readonly appenders: readonly number[];
   /** Time budget of each measurement (each count is measured twice: group commit and baseline). */
   readonly seconds: number;
+  /**
+   * `decisions` (default): what a coordinator appends per transaction, a forced commit record
+   * and, once phase two is done, an unforced end record that is not awaited, so the live set
+   * holds what is in flight. `commits-only`: forced commit records that never end, so the
+   * live set grows by every record (a log with that many transactions in doubt).
+   */
+  readonly workload?: 'decisions' | 'commits-only';
 }
 
 /** One line of the benchmark: forced appends per second with and without group commit. */
 export interface LogBenchRow {
   readonly appenders: number;
+  readonly workload: 'decisions' | 'commits-only';
   readonly groupCommitRps: number;
   readonly perRecordFsyncRps: number;
   /** groupCommitRps / perRecordFsyncRps. */
@@ -31,14 +39,14 @@ export interface LogBenchRow {
 
 /** Something forced appends can go to. */
 interface Appendable {
-  append(record: LogRecord): Promise<void>;
+  append(record: LogRecord, force: boolean): Promise<void>;
 }
 
 /**
- * The baseline: what a log without group commit does. Each append is one write and one
- * fdatasync of its own, serialized (an append-only file needs its frames in order, and a
- * record is only durable once its own fdatasync returns). Same framing as the real log, so
- * the difference measured is the batching alone.
+ * The baseline: what a log without group commit does. Each forced append is one write and one
+ * fdatasync of its own, an unforced one a write alone, serialized (an append-only file needs its
+ * frames in order, and a record is only durable once its own fdatasync returns). Same framing
+ * as the real log, so the difference measured is the batching alone.
  */
 class PerRecordFsyncLog implements Appendable {
   private tail: Promise<void> = Promise.resolve();
@@ -52,11 +60,11 @@ class PerRecordFsyncLog implements Appendable {
     return new PerRecordFsyncLog(fh);
   }
 
-  append(record: LogRecord): Promise<void> {
+  append(record: LogRecord, force: boolean): Promise<void> {
     const frame = encodeRecord(record);
     const done = this.tail.then(async () => {
       await writeFully(this.fh, frame);
-      await fdatasyncFd(this.fh.fd);
+      if (force) await fdatasyncFd(this.fh.fd);
     });
     this.tail = done.catch(() => undefined);
     return done;
@@ -87,35 +95,52 @@ function benchRecord(appender: number, i: number): CommitRecord {
   };
 }
 
-/** Runs `appenders` loops of forced appends against `log` for `seconds`. */
-async function measure(log: Appendable, appenders: number, seconds: number): Promise<{ count: number; elapsed: number }> {
+/**
+ * Runs `appenders` loops of forced commit appends against `log` for `seconds`; with `ends`,
+ * each durable commit is followed by its unforced, unawaited end record, as the coordinator
+ * does after phase two.
+ */
+async function measure(log: Appendable, appenders: number, seconds: number, ends: boolean): Promise<{ count: number; elapsed: number }> {
   const started = performance.now();
   const deadline = started + seconds * 1000;
   let count = 0;
+  const unsettled = new Set<Promise<void>>();
   const loop = async (a: number): Promise<void> => {
     for (let i = 0; performance.now() < deadline; i++) {
-      await log.append(benchRecord(a, i));
+      const record = benchRecord(a, i);
+      await log.append(record, true);
       count++;
+      if (ends) {
+        const end = log.append({ type: 'end', gtrid: record.gtrid, at: Date.now(), status: 'committed' }, false);
+        unsettled.add(end);
+        void end.finally(() => unsettled.delete(end));
+      }
     }
   };
   await Promise.all(Array.from({ length: appenders }, (_, a) => loop(a)));
-  return { count, elapsed: (performance.now() - started) / 1000 };
+  const elapsed = (performance.now() - started) / 1000;
+  await Promise.all(unsettled);
+  return { count, elapsed };
 }
 
 /**
  * Measures forced-append throughput of the file decision log (group commit) against a
  * one-fdatasync-per-record baseline, for each concurrency in `opts.appenders`. Each appender
- * appends forced commit records in a loop until the time budget runs out.
+ * appends forced commit records in a loop until the time budget runs out (see
+ * {@link LogBenchOptions.workload} for the end records).
  *
  * The two contenders alternate in short rounds (both get `seconds` in total) because fsync
  * latency on shared or virtual disks drifts by several times within seconds; back-to-back long
- * runs would mostly measure the drift. The log runs with a segment size large enough that no
- * compaction happens: nothing in this workload ever ends, so the live set grows without bound
- * and compaction cost would measure that unrealistic pile-up rather than the append path.
+ * runs would mostly measure the drift. In the `decisions` workload the log rolls and compacts
+ * its segments as it would in production. In `commits-only` it runs with a segment size large
+ * enough that no compaction happens: nothing ever ends, so the live set grows without bound and
+ * compaction would measure that pile-up rather than the append path.
  */
 export async function runLogBench(opts: LogBenchOptions): Promise<LogBenchRow[]> {
   const rows: LogBenchRow[] = [];
   const logger = pino({ level: 'silent' });
+  const workload = opts.workload ?? 'decisions';
+  const ends = workload === 'decisions';
   const rounds = Math.max(1, Math.min(6, Math.round(opts.seconds * 2)));
   const slice = opts.seconds / rounds;
   for (const appenders of opts.appenders) {
@@ -124,12 +149,12 @@ export async function runLogBench(opts: LogBenchOptions): Promise<LogBenchRow[]>
     const group = { count: 0, elapsed: 0 };
     const base = { count: 0, elapsed: 0 };
     try {
-      const log = await openFileLog({ type: 'file', dir: join(runDir, 'group'), segmentBytes: 2 ** 40 }, { logger });
+      const log = await openFileLog({ type: 'file', dir: join(runDir, 'group'), ...(ends ? {} : { segmentBytes: 2 ** 40 }) }, { logger });
       const baseline = await PerRecordFsyncLog.open(join(runDir, 'baseline.log'));
       try {
         for (let r = 0; r < rounds; r++) {
-          const g = await measure({ append: (rec) => log.append(rec, true) }, appenders, slice);
-          const b = await measure(baseline, appenders, slice);
+          const g = await measure(log, appenders, slice, ends);
+          const b = await measure(baseline, appenders, slice, ends);
           group.count += g.count;
           group.elapsed += g.elapsed;
           base.count += b.count;
@@ -144,15 +169,16 @@ export async function runLogBench(opts: LogBenchOptions): Promise<LogBenchRow[]>
     }
     const groupCommitRps = group.count / group.elapsed;
     const perRecordFsyncRps = base.count / base.elapsed;
-    rows.push({ appenders, groupCommitRps, perRecordFsyncRps, ratio: groupCommitRps / perRecordFsyncRps });
+    rows.push({ appenders, workload, groupCommitRps, perRecordFsyncRps, ratio: groupCommitRps / perRecordFsyncRps });
   }
   return rows;
 }
 
 /** Formats rows as a fixed-width table. */
 export function formatLogBench(rows: readonly LogBenchRow[]): string {
-  const head = ['appenders', 'group commit/s', 'per-record fsync/s', 'ratio'];
+  const head = ['workload', 'appenders', 'group commit/s', 'per-record fsync/s', 'ratio'];
   const body = rows.map((r) => [
+    r.workload,
     String(r.appenders),
     r.groupCommitRps.toFixed(0),
     r.perRecordFsyncRps.toFixed(0),
@@ -175,7 +201,12 @@ async function main(): Promise<void> {
   const given = arg('--dir');
   const dir = given ? resolve(given) : await mkdtemp(join(tmpdir(), 'txcoord-log-bench-'));
   try {
-    const rows = await runLogBench({ dir, appenders, seconds });
+    const workloads = (arg('--workload') ?? 'decisions,commits-only').split(',');
+    const rows: LogBenchRow[] = [];
+    for (const w of workloads) {
+      if (w !== 'decisions' && w !== 'commits-only') throw new Error('--workload takes decisions, commits-only or both, comma-separated');
+      rows.push(...(await runLogBench({ dir, appenders, seconds, workload: w })));
+    }
     process.stdout.write(`decision log: forced appends per second (${seconds}s each, in ${dir})\n`);
     process.stdout.write(`${formatLogBench(rows)}\n`);
   } finally {
