@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { TxcError, type TxcErrorCode } from '../../coordinator/errors.js';
 import { xidKey, type Xid } from '../../coordinator/xid.js';
 import type { BarrierRow, Branch, MarkerOutcome, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
+import { SerialQueue } from '../serial-queue.js';
 import type { TediousTypes } from './driver.js';
 import { classifyMssqlError, type MssqlErrorClass } from './errors.js';
 import { tediousParameter, varcharParameter, type TediousParameter } from './parameters.js';
@@ -54,7 +55,7 @@ export class MssqlBranch implements Branch {
   private touchedTransactionControl = false;
   /** The first statement that failed; the branch can then only roll back. */
   private failure: { readonly error: unknown; readonly class: MssqlErrorClass } | undefined;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(
     readonly xid: Xid,
@@ -71,7 +72,7 @@ export class MssqlBranch implements Branch {
    * would then run outside any transaction and commit on its own.
    */
   query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       const session = this.usableSession();
       let result: QueryResult;
       try {
@@ -94,7 +95,7 @@ export class MssqlBranch implements Branch {
    * answers true so that the commit reports the failure instead of it passing as read-only.
    */
   hasWritten(): Promise<boolean> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       if (this.wrote) return true;
       const session = this.session;
       if (this.state !== 'active' || !session || session.dead || this.failure) return true;
@@ -130,7 +131,7 @@ export class MssqlBranch implements Branch {
    * back; so is a branch that broke or failed before COMMIT was sent.
    */
   commitOnePhase(): Promise<void> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       const session = this.session;
       if (this.state !== 'active' || !session) throw this.commitFailed(`the branch is ${this.state}`, false);
       if (session.dead) {
@@ -164,7 +165,7 @@ export class MssqlBranch implements Branch {
 
   /** ROLLBACK on the pinned session; a finished branch is left alone. */
   rollback(): Promise<void> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       if (this.state === 'active') await this.rollbackPinned();
     });
   }
@@ -178,7 +179,7 @@ export class MssqlBranch implements Branch {
     this.state = 'finished';
     this.drop(true);
     // Later calls must not queue behind a request on the closed connection.
-    this.tail = Promise.resolve();
+    this.queue.reset();
   }
 
   /**
@@ -187,7 +188,7 @@ export class MssqlBranch implements Branch {
    * answer is final: 'inserted', or the outcome already recorded.
    */
   insertMarker(gtrid: string, outcome: MarkerOutcome): Promise<'inserted' | MarkerOutcome> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       checkKey('gtrid', gtrid, GTRID_LENGTH);
       checkTag('outcome', outcome, ['commit', 'abort']);
       const t = this.host.types;
@@ -206,7 +207,7 @@ export class MssqlBranch implements Branch {
    * waiting for an uncommitted one like {@link insertMarker}: 'inserted', or the existing origin.
    */
   insertBarrier(row: BarrierRow): Promise<'inserted' | BarrierRow['origin']> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       checkKey('gid', row.gid, BARRIER_KEY_LENGTH);
       checkKey('step', row.step, BARRIER_KEY_LENGTH);
       checkTag('op', row.op, ['action', 'compensate']);
@@ -368,12 +369,6 @@ export class MssqlBranch implements Branch {
       retryable,
       details: { participant: this.host.name, number: c?.number, code: c?.code },
     });
-  }
-
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn);
-    this.tail = run.catch(() => undefined);
-    return run;
   }
 }
 

@@ -1,8 +1,11 @@
 import type { Logger } from 'pino';
-import { TxcError, type TxcErrorCode } from '../../coordinator/errors.js';
+import { TxcError } from '../../coordinator/errors.js';
 import { xidKey, type Xid } from '../../coordinator/xid.js';
 import type { BarrierRow, Branch, MarkerOutcome, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
 import { checkBarrier, checkMarker, isBarrierOrigin, isMarkerOutcome } from '../bookkeeping.js';
+import { BranchErrors } from '../branch-errors.js';
+import { insertOrRead } from '../insert-or-read.js';
+import { SerialQueue } from '../serial-queue.js';
 import type { MysqlConnection, MysqlOkPacket } from './driver.js';
 import { classifyMysqlError, type MysqlErrorClass } from './errors.js';
 import {
@@ -67,7 +70,8 @@ export class MysqlBranch implements Branch {
   private escaped = false;
   private broken = false;
   private preparing = false;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
+  private readonly errors: BranchErrors<MysqlErrorClass>;
 
   private readonly onConnectionError = (err: Error): void => {
     this.broken = true;
@@ -89,12 +93,13 @@ export class MysqlBranch implements Branch {
     readonly local = false,
   ) {
     this.conn = conn;
+    this.errors = new BranchErrors(host.name, xid, classifyMysqlError, (c) => ({ errno: c?.errno, code: c?.code }));
     conn.on('error', this.onConnectionError);
   }
 
   /** Runs one statement; statements of one branch run one at a time, in call order. */
   query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    return this.serial(() => this.exec(sql, params));
+    return this.queue.run(() => this.exec(sql, params));
   }
 
   /**
@@ -104,16 +109,15 @@ export class MysqlBranch implements Branch {
    */
   async insertMarker(gtrid: string, outcome: MarkerOutcome): Promise<'inserted' | MarkerOutcome> {
     checkMarker(this.host.name, gtrid, outcome);
-    return this.serial(() =>
-      this.insertOnce([INSERT_MARKER, [gtrid, outcome]], [SELECT_MARKER, [gtrid]], 'outcome', isMarkerOutcome),
-    );
+    return this.queue.run(() => this.insertOnce(`marker ${gtrid}`, [INSERT_MARKER, [gtrid, outcome]], [SELECT_MARKER, [gtrid]], 'outcome', isMarkerOutcome));
   }
 
   /** Inserts the barrier row unless its key exists; 'inserted' or the existing row's origin. Counts as a write. */
   async insertBarrier(row: BarrierRow): Promise<'inserted' | BarrierRow['origin']> {
     checkBarrier(this.host.name, row);
-    return this.serial(() =>
+    return this.queue.run(() =>
       this.insertOnce(
+        `barrier ${row.gid}/${row.step}/${row.op}`,
         [INSERT_BARRIER, [row.gid, row.step, row.op, row.origin]],
         [SELECT_BARRIER, [row.gid, row.step, row.op]],
         'origin',
@@ -125,7 +129,7 @@ export class MysqlBranch implements Branch {
   /** One statement on the pinned connection, in the serial queue. */
   private async exec(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
     const conn = this.conn;
-    if (this.state !== 'active' || this.ended || !conn) throw this.closed();
+    if (this.state !== 'active' || this.ended || !conn) throw this.errors.closed(this.state);
     if (this.local) this.assertStillInTransaction();
     const plainDml = PLAIN_DML.test(sql);
     // Only a statement that answers with rows can write unnoticed (a SELECT calling a writing
@@ -136,12 +140,7 @@ export class MysqlBranch implements Branch {
     try {
       [result] = await conn.query(sql, params === undefined ? undefined : [...params]);
     } catch (err) {
-      const c = this.noteFailure(err);
-      throw new TxcError('TXC_QUERY_FAILED', `A statement failed on participant ${this.host.name}`, {
-        cause: err,
-        retryable: c.retryable,
-        details: this.details(c),
-      });
+      throw this.errors.queryFailed(err, this.noteFailure(err));
     }
     const normalized = normalize(result);
     // DML counts as written even when it matched no rows or answered with rows (RETURNING): conservative.
@@ -161,34 +160,28 @@ export class MysqlBranch implements Branch {
   }
 
   /**
-   * The insert-or-read of a bookkeeping row; the locking read sees the row that the waited-for
-   * transaction committed. The row can vanish between the two statements (deleted by garbage
-   * collection), hence a second try.
+   * The insert-or-read of a bookkeeping row (see insertOrRead); the locking read sees the row
+   * that the waited-for transaction committed, even under REPEATABLE READ.
    */
   private async insertOnce<T extends string>(
+    row: string,
     insert: readonly [string, readonly unknown[]],
     select: readonly [string, readonly unknown[]],
     column: string,
     accept: (value: unknown) => value is T,
   ): Promise<'inserted' | T> {
-    if (this.state !== 'active' || this.ended || !this.conn) throw this.closed();
+    if (this.state !== 'active' || this.ended || !this.conn) throw this.errors.closed(this.state);
     await this.host.ensureBookkeeping();
-    for (let attempt = 0; attempt < 2; attempt++) {
-      // Even a row that was already there counts: the branch holds its lock and must be
-      // committed or rolled back, not skipped as read-only. Set first, so no counters are read.
-      this.wrote = true;
-      if ((await this.exec(...insert)).rowCount > 0) return 'inserted';
-      const found = (await this.exec(...select)).rows[0]?.[column];
-      if (accept(found)) return found;
-      if (found !== undefined && found !== null) {
-        throw new TxcError('TXC_QUERY_FAILED', `A bookkeeping row on ${this.host.name} holds the unexpected ${column} ${JSON.stringify(found)}`, {
-          details: { participant: this.host.name },
-        });
-      }
-    }
-    throw new TxcError('TXC_QUERY_FAILED', `A bookkeeping row on ${this.host.name} was deleted while being read; try again`, {
-      retryable: true,
-      details: { participant: this.host.name },
+    // Even a row that was already there counts: the branch holds its lock and must be
+    // committed or rolled back, not skipped as read-only. Set first, so no counters are read.
+    this.wrote = true;
+    return insertOrRead({
+      participant: this.host.name,
+      row,
+      column,
+      tryInsert: async () => (await this.exec(...insert)).rowCount > 0,
+      readExisting: async () => (await this.exec(...select)).rows[0]?.[column],
+      accept,
     });
   }
 
@@ -199,7 +192,7 @@ export class MysqlBranch implements Branch {
       throw new TxcError(
         'TXC_QUERY_FAILED',
         `The transaction of branch ${xidKey(this.xid)} on ${this.host.name} was rolled back by the database after an earlier failure`,
-        { cause: rolledBack.error, retryable: true, details: this.details(rolledBack.class) },
+        { cause: rolledBack.error, retryable: true, details: this.errors.details(rolledBack.class) },
       );
     }
     if (this.escaped) {
@@ -209,12 +202,6 @@ export class MysqlBranch implements Branch {
     }
   }
 
-  private closed(): TxcError {
-    return new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}`, {
-      details: { participant: this.host.name },
-    });
-  }
-
   /**
    * True after any statement that answered with an OK packet (DML, SET, CALL…: conservative);
    * otherwise compares the session's row-write counters with their value at XA START, which
@@ -222,7 +209,7 @@ export class MysqlBranch implements Branch {
    * escaped branch answers true so that prepare or commit runs and reports the failure.
    */
   hasWritten(): Promise<boolean> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       if (this.wrote) return true;
       const conn = this.conn;
       if (this.state !== 'active' || this.ended || !conn || this.broken || this.rolledBack || this.escaped) return true;
@@ -251,8 +238,8 @@ export class MysqlBranch implements Branch {
         }),
       );
     }
-    return this.serial(async () => {
-      const conn = await this.endActive((...a) => this.prepareFailed(...a));
+    return this.queue.run(async () => {
+      const conn = await this.endActive((...a) => this.errors.prepareFailed(...a));
       this.preparing = true;
       try {
         await conn.query(xaPrepareSql(this.xid));
@@ -264,16 +251,16 @@ export class MysqlBranch implements Branch {
           this.broken = true;
           if (this.state === 'active') this.state = 'in-doubt';
           this.drop(false);
-          throw this.inDoubt(err, c);
+          throw this.errors.inDoubt('XA PREPARE', err, c);
         }
         await this.rollbackPinned();
-        throw this.prepareFailed('the database refused to prepare', c.retryable, err, c);
+        throw this.errors.prepareFailed('the database refused to prepare', c.retryable, err, c);
       } finally {
         this.preparing = false;
       }
       // Released while XA PREPARE was in flight: release() marked the branch in doubt and the
       // coordinator has moved on to rolling it back by xid; leave that to it.
-      if (this.conn !== conn) throw this.inDoubt(undefined, undefined);
+      if (this.conn !== conn) throw this.errors.inDoubt('XA PREPARE', undefined, undefined);
       this.state = 'prepared';
       return {};
     });
@@ -285,11 +272,9 @@ export class MysqlBranch implements Branch {
    * and the commit goes through a fresh connection (now, or on the coordinator's retry).
    */
   commitPrepared(): Promise<ResolveResult> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       if (this.state !== 'prepared') {
-        throw new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}, not prepared`, {
-          details: { participant: this.host.name },
-        });
+        throw this.errors.closed(`${this.state}, not prepared`);
       }
       const conn = this.conn;
       if (!conn || this.broken) {
@@ -310,7 +295,7 @@ export class MysqlBranch implements Branch {
         throw new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `XA COMMIT of ${xidKey(this.xid)} failed on participant ${this.host.name}`, {
           cause: err,
           retryable: true, // closing the connection detached the branch: a fresh connection can commit it
-          details: { ...this.details(c), operation: 'commit-prepared' },
+          details: { ...this.errors.details(c), operation: 'commit-prepared' },
         });
       }
       this.state = 'finished';
@@ -321,8 +306,8 @@ export class MysqlBranch implements Branch {
 
   /** XA END then XA COMMIT … ONE PHASE; a local branch sends COMMIT. */
   commitOnePhase(): Promise<void> {
-    return this.serial(async () => {
-      const conn = await this.endActive((...a) => this.commitFailed(...a));
+    return this.queue.run(async () => {
+      const conn = await this.endActive((...a) => this.errors.commitFailed(...a));
       try {
         await conn.query(this.local ? COMMIT : xaCommitOnePhaseSql(this.xid));
       } catch (err) {
@@ -332,11 +317,11 @@ export class MysqlBranch implements Branch {
           this.drop(false);
           throw new TxcError('TXC_OUTCOME_UNKNOWN', `The connection to ${this.host.name} was lost during ${this.local ? 'COMMIT' : 'XA COMMIT ONE PHASE'}`, {
             cause: err,
-            details: this.details(c),
+            details: this.errors.details(c),
           });
         }
         await this.rollbackPinned();
-        throw this.commitFailed('the database refused to commit', c.retryable, err, c);
+        throw this.errors.commitFailed('the database refused to commit', c.retryable, err, c);
       }
       this.state = 'finished';
       this.drop(true);
@@ -345,7 +330,7 @@ export class MysqlBranch implements Branch {
 
   /** XA END + XA ROLLBACK before prepare (local: ROLLBACK), XA ROLLBACK after; a finished branch is left alone. */
   rollback(): Promise<void> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       if (this.state === 'active') {
         await this.rollbackPinned();
         return;
@@ -386,7 +371,7 @@ export class MysqlBranch implements Branch {
     else if (this.state === 'active') this.state = 'finished';
     this.drop(false);
     // Later calls (rollback by xid) must not queue behind a statement on the closed connection.
-    this.tail = Promise.resolve();
+    this.queue.reset();
   }
 
   /** Lets the connection go: back to the pool only when `reuse` and healthy, else closed. */
@@ -451,14 +436,6 @@ export class MysqlBranch implements Branch {
     return c;
   }
 
-  private inDoubt(cause: unknown, c: MysqlErrorClass | undefined): TxcError {
-    return new TxcError(
-      'TXC_PARTICIPANT_UNAVAILABLE',
-      `The connection to ${this.host.name} was lost during XA PREPARE of ${xidKey(this.xid)}, which may or may not have prepared`,
-      { cause, retryable: true, details: this.details(c) },
-    );
-  }
-
   /**
    * The start shared by prepare and one-phase commit: checks the branch can still finish, then
    * XA END (ACTIVE → IDLE; nothing for a local branch) on the pinned connection, which it
@@ -497,22 +474,6 @@ export class MysqlBranch implements Branch {
     return conn;
   }
 
-  private prepareFailed(why: string, retryable: boolean, cause?: unknown, c?: MysqlErrorClass): TxcError {
-    return this.failure('TXC_PREPARE_FAILED', `Participant ${this.host.name} did not prepare ${xidKey(this.xid)}: ${why}`, retryable, cause, c);
-  }
-
-  private commitFailed(why: string, retryable: boolean, cause?: unknown, c?: MysqlErrorClass): TxcError {
-    return this.failure('TXC_COMMIT_FAILED', `Participant ${this.host.name} did not commit ${xidKey(this.xid)}: ${why}`, retryable, cause, c);
-  }
-
-  private failure(code: TxcErrorCode, fact: string, retryable: boolean, cause: unknown, c: MysqlErrorClass | undefined): TxcError {
-    return new TxcError(code, fact, { cause, retryable, details: this.details(c) });
-  }
-
-  private details(c: MysqlErrorClass | undefined): Record<string, string | number | undefined> {
-    return { participant: this.host.name, errno: c?.errno, code: c?.code };
-  }
-
   /** The session's write counters, or 'unreadable' (then the branch counts as written). */
   private async readWriteCounters(conn: MysqlConnection): Promise<number | 'unreadable'> {
     try {
@@ -520,17 +481,11 @@ export class MysqlBranch implements Branch {
     } catch (err) {
       const c = this.noteFailure(err);
       if (c.kind === 'connection') {
-        throw new TxcError('TXC_QUERY_FAILED', `Lost the connection to ${this.host.name}`, { cause: err, retryable: true, details: this.details(c) });
+        throw new TxcError('TXC_QUERY_FAILED', `Lost the connection to ${this.host.name}`, { cause: err, retryable: true, details: this.errors.details(c) });
       }
       this.host.logger.warn({ err, participant: this.host.name }, 'cannot read write counters; the branch will count as written');
       return 'unreadable';
     }
-  }
-
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn);
-    this.tail = run.catch(() => undefined);
-    return run;
   }
 }
 

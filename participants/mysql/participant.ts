@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
-import { acquireWithTimeout } from '../acquire-with-timeout.js';
 import { fromMysqlRecoverRow, toMysqlXid, xidKey, type Xid } from '../../coordinator/xid.js';
 import type { Capabilities, MarkerRow, Participant, ResolveResult } from '../participant.js';
 import { checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
+import { onceUntilFailure } from '../once-until-failure.js';
+import { PooledSessions } from '../pooled-sessions.js';
 import { MysqlBranch, type MysqlBranchHost } from './branch.js';
 import type { MysqlConnection, MysqlPool } from './driver.js';
 import { classifyMysqlError, type MysqlErrorClass } from './errors.js';
@@ -43,8 +44,9 @@ export class MysqlParticipant implements Participant {
   readonly capabilities: Capabilities;
   private readonly host: MysqlBranchHost;
   private closing: Promise<void> | undefined;
-  /** The bookkeeping tables are there (or being checked): once per instance. */
-  private bookkeeping: Promise<void> | undefined;
+  private readonly sessions: PooledSessions<MysqlConnection, MysqlErrorClass>;
+  /** Checks (creating if missing) the bookkeeping tables: once per instance, again after a failure. */
+  private readonly bookkeeping = onceUntilFailure(() => this.createBookkeeping());
 
   constructor(
     readonly name: string,
@@ -52,6 +54,22 @@ export class MysqlParticipant implements Participant {
     private readonly options: MysqlParticipantOptions,
   ) {
     this.capabilities = { twoPhase: options.localOnly !== true, localTransactions: true };
+    this.sessions = new PooledSessions({
+      participant: name,
+      acquireTimeoutMs: options.acquireTimeoutMs,
+      connect: () => pool.getConnection(),
+      giveBack: (conn, discard) => (discard ? conn.destroy() : conn.release()),
+      classify: classifyMysqlError,
+      discards: (c) => c.kind === 'connection',
+      fields: (c) => ({ errno: c.errno, code: c.code }),
+      refine: (operation, err, c) =>
+        c.kind === 'access-denied' && operation === 'XA RECOVER'
+          ? new TxcError('TXC_XA_RECOVER_DENIED', `Participant ${name} refused XA RECOVER`, {
+              cause: err,
+              details: { participant: name, errno: c.errno, code: c.code },
+            })
+          : undefined,
+    });
     this.host = {
       name,
       logger: options.logger,
@@ -65,7 +83,7 @@ export class MysqlParticipant implements Participant {
    * InnoDB available, and the bookkeeping tables exist (no XA privilege needed).
    */
   async preflight(): Promise<void> {
-    const support = await this.withConnection('preflight', async (conn) => {
+    const support = await this.sessions.use('preflight', async (conn) => {
       const [rows] = await conn.query(INNODB_SUPPORT);
       return Array.isArray(rows) ? (rows[0] as Record<string, unknown> | undefined)?.support : undefined;
     });
@@ -101,18 +119,14 @@ export class MysqlParticipant implements Participant {
    * server's metadata locks. Done once per instance, retried after a failure.
    */
   ensureBookkeeping(): Promise<void> {
-    this.bookkeeping ??= this.createBookkeeping().catch((err: unknown) => {
-      this.bookkeeping = undefined;
-      throw err;
-    });
-    return this.bookkeeping;
+    return this.bookkeeping();
   }
 
   /** Marker rows whose gtrid starts with `prefix`, oldest first, from a pooled connection. */
   async listMarkers(prefix: string, limit: number): Promise<MarkerRow[]> {
     const pattern = markerPrefixPattern(this.name, prefix, limit);
     await this.ensureBookkeeping();
-    const rows = await this.withConnection('list markers', async (conn) => (await conn.query(LIST_MARKERS, [pattern, limit]))[0]);
+    const rows = await this.sessions.use('list markers', async (conn) => (await conn.query(LIST_MARKERS, [pattern, limit]))[0]);
     const markers: MarkerRow[] = [];
     for (const row of Array.isArray(rows) ? (rows as Record<string, unknown>[]) : []) {
       const { gtrid, outcome } = row;
@@ -128,7 +142,7 @@ export class MysqlParticipant implements Participant {
     for (const gtrid of gtrids) checkGtrid(this.name, gtrid);
     if (gtrids.length === 0) return;
     await this.ensureBookkeeping();
-    await this.withConnection('delete markers', async (conn) => {
+    await this.sessions.use('delete markers', async (conn) => {
       for (let i = 0; i < gtrids.length; i += DELETE_MARKERS_BATCH) {
         await conn.query(DELETE_MARKERS, [gtrids.slice(i, i + DELETE_MARKERS_BATCH)]);
       }
@@ -151,7 +165,7 @@ export class MysqlParticipant implements Participant {
   }
 
   private recoverXids(): Promise<Xid[]> {
-    return this.withConnection('XA RECOVER', async (conn) => {
+    return this.sessions.use('XA RECOVER', async (conn) => {
       const [rows] = await conn.query(XA_RECOVER);
       const xids: Xid[] = [];
       for (const row of Array.isArray(rows) ? rows : []) {
@@ -174,13 +188,14 @@ export class MysqlParticipant implements Participant {
 
   /** Ends the pool. */
   close(): Promise<void> {
+    this.sessions.close();
     this.closing ??= this.pool.end();
     return this.closing;
   }
 
   private async resolve(xid: Xid, action: 'commit' | 'rollback'): Promise<ResolveResult> {
     const sql = action === 'commit' ? xaCommitSql(xid) : xaRollbackSql(xid);
-    const conn = await this.acquire();
+    const conn = await this.sessions.acquire();
     try {
       await conn.query(sql);
     } catch (err) {
@@ -204,66 +219,23 @@ export class MysqlParticipant implements Participant {
 
   /** A fresh pooled connection on which `start` (XA START or START TRANSACTION) ran; the caller owns it. */
   private async startOnPooledConnection(start: string): Promise<MysqlConnection> {
-    const conn = await this.acquire();
+    const conn = await this.sessions.acquire();
     try {
       await conn.query(start);
     } catch (err) {
       conn.destroy();
       const what = start === START_TRANSACTION ? 'a transaction' : 'an XA transaction';
-      throw this.unavailable(`could not start ${what}`, err, classifyMysqlError(err));
+      throw this.sessions.unavailable(`could not start ${what}`, err, classifyMysqlError(err));
     }
     return conn;
   }
 
   private async createBookkeeping(): Promise<void> {
-    await this.withConnection('create the bookkeeping tables txcoord_markers and txcoord_barrier', async (conn) => {
+    await this.sessions.use('create the bookkeeping tables txcoord_markers and txcoord_barrier', async (conn) => {
       const [rows] = await conn.query(BOOKKEEPING_TABLES);
       const present = Array.isArray(rows) ? Number((rows[0] as Record<string, unknown> | undefined)?.n) : 0;
       if (present === 2) return;
       for (const ddl of [CREATE_MARKERS, CREATE_BARRIER]) await conn.query(ddl);
-    });
-  }
-
-  private async withConnection<T>(operation: string, fn: (conn: MysqlConnection) => Promise<T>): Promise<T> {
-    const conn = await this.acquire();
-    let result: T;
-    try {
-      result = await fn(conn);
-    } catch (err) {
-      const c = classifyMysqlError(err);
-      if (c.kind === 'connection') conn.destroy();
-      else conn.release();
-      if (c.kind === 'access-denied' && operation === 'XA RECOVER') {
-        throw new TxcError('TXC_XA_RECOVER_DENIED', `Participant ${this.name} refused XA RECOVER`, {
-          cause: err,
-          details: { participant: this.name, errno: c.errno, code: c.code },
-        });
-      }
-      throw this.unavailable(`${operation} failed`, err, c);
-    }
-    conn.release();
-    return result;
-  }
-
-  /** A pooled connection, or TXC_POOL_TIMEOUT after acquireTimeoutMs (mysql2's pool waits forever). */
-  private acquire(): Promise<MysqlConnection> {
-    if (this.closing) {
-      return Promise.reject(new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `Participant ${this.name} is closed`, { details: { participant: this.name } }));
-    }
-    return acquireWithTimeout<MysqlConnection>({
-      participant: this.name,
-      acquireTimeoutMs: this.options.acquireTimeoutMs,
-      connect: () => this.pool.getConnection(),
-      giveBack: (conn) => conn.release(),
-      onError: (err) => this.unavailable('could not connect', err, classifyMysqlError(err)),
-    });
-  }
-
-  private unavailable(why: string, err: unknown, c: MysqlErrorClass): TxcError {
-    return new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `Participant ${this.name}: ${why}`, {
-      cause: err,
-      retryable: c.retryable,
-      details: { participant: this.name, errno: c.errno, code: c.code },
     });
   }
 }

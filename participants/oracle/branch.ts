@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { TxcError, type TxcErrorCode } from '../../coordinator/errors.js';
+import { TxcError } from '../../coordinator/errors.js';
 import { xidKey, type Xid } from '../../coordinator/xid.js';
 import type { BarrierRow, Branch, MarkerOutcome, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
 import {
@@ -11,6 +11,9 @@ import {
   type OracleXid,
 } from './driver.js';
 import { checkBarrier, checkMarker, isBarrierOrigin, isMarkerOutcome } from '../bookkeeping.js';
+import { BranchErrors } from '../branch-errors.js';
+import { insertOrRead } from '../insert-or-read.js';
+import { SerialQueue } from '../serial-queue.js';
 import { classifyOracleError, type OracleErrorClass } from './errors.js';
 import { INSERT_BARRIER, INSERT_MARKER, SELECT_BARRIER, SELECT_MARKER, toOracleXid } from './sql.js';
 
@@ -66,7 +69,8 @@ export class OracleBranch implements Branch {
   private preparing = false;
   /** tpcPrepare answered false: the server ended the branch; there is nothing to commit or roll back. */
   private readOnly = false;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
+  private readonly errors: BranchErrors<OracleErrorClass>;
   private readonly oxid: OracleXid;
 
   constructor(
@@ -77,23 +81,19 @@ export class OracleBranch implements Branch {
   ) {
     this.conn = conn;
     this.oxid = toOracleXid(xid);
+    this.errors = new BranchErrors(host.name, xid, classifyOracleError, (c) => ({ errorNum: c?.errorNum, code: c?.code }));
   }
 
   /** Runs one statement (positional binds :1, :2…); statements of one branch run one at a time, in call order. */
   query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       const conn = this.activeConnection();
       let result: OracleExecuteResult;
       try {
         result = await conn.execute(sql, params === undefined ? [] : [...params], IN_BRANCH);
       } catch (err) {
         // Oracle rolls back only the failed statement; the branch itself goes on.
-        const c = this.noteFailure(err);
-        throw new TxcError('TXC_QUERY_FAILED', `A statement failed on participant ${this.host.name}`, {
-          cause: err,
-          retryable: c.retryable,
-          details: this.details(c),
-        });
+        throw this.errors.queryFailed(err, this.noteFailure(err));
       }
       const rows = Array.isArray(result.rows) ? result.rows : undefined;
       if (!rows || FOR_UPDATE.test(sql)) this.wrote = true;
@@ -110,7 +110,7 @@ export class OracleBranch implements Branch {
    * runs and reports the failure.
    */
   hasWritten(): Promise<boolean> {
-    return this.serial(async () => this.wrote || this.state !== 'active' || !this.conn || this.broken);
+    return this.queue.run(async () => this.wrote || this.state !== 'active' || !this.conn || this.broken);
   }
 
   /**
@@ -126,8 +126,8 @@ export class OracleBranch implements Branch {
         }),
       );
     }
-    return this.serial(async () => {
-      const fail: FailureBuilder = (...a) => this.prepareFailed(...a);
+    return this.queue.run(async () => {
+      const fail: FailureBuilder = (...a) => this.errors.prepareFailed(...a);
       const conn = this.usableConnection(fail);
       this.preparing = true;
       let needsCommit: boolean;
@@ -148,7 +148,7 @@ export class OracleBranch implements Branch {
       }
       // Released while tpcPrepare was in flight: release() marked the branch in doubt and the
       // coordinator has moved on to rolling it back by xid; leave that to it.
-      if (this.conn !== conn) throw this.inDoubt('tpcPrepare', undefined, undefined);
+      if (this.conn !== conn) throw this.errors.inDoubt('tpcPrepare', undefined, undefined);
       if (!needsCommit) {
         this.readOnly = true;
         this.state = 'finished';
@@ -166,12 +166,10 @@ export class OracleBranch implements Branch {
    * that one broke. 'done' without a round trip for a branch that prepared read-only.
    */
   commitPrepared(): Promise<ResolveResult> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       if (this.readOnly) return 'done';
       if (this.state !== 'prepared') {
-        throw new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}, not prepared`, {
-          details: { participant: this.host.name },
-        });
+        throw this.errors.closed(`${this.state}, not prepared`);
       }
       const result = await this.finishPrepared('commit');
       this.state = 'finished';
@@ -187,8 +185,8 @@ export class OracleBranch implements Branch {
    * only tpcEnd clears it. Local mode: commit().
    */
   commitOnePhase(): Promise<void> {
-    return this.serial(async () => {
-      const fail: FailureBuilder = (...a) => this.commitFailed(...a);
+    return this.queue.run(async () => {
+      const fail: FailureBuilder = (...a) => this.errors.commitFailed(...a);
       const conn = this.usableConnection(fail);
       if (this.mode === 'local') return this.commitLocal(conn);
       await this.endBranch(conn, fail);
@@ -205,7 +203,7 @@ export class OracleBranch implements Branch {
           this.rollbackInBackground();
           throw new TxcError('TXC_OUTCOME_UNKNOWN', `The connection to ${this.host.name} was lost during the one-phase commit of ${xidKey(this.xid)}`, {
             cause: err,
-            details: this.details(c),
+            details: this.errors.details(c),
           });
         }
         // Refused (a deferred constraint: ORA-02091, the server rolled back; ORA-24756: it had
@@ -219,7 +217,7 @@ export class OracleBranch implements Branch {
 
   /** Rolls back an active branch on its connection, a prepared or in-doubt one by xid; a finished branch is left alone. */
   rollback(): Promise<void> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       if (this.readOnly || this.state === 'finished') return;
       if (this.state === 'active') {
         await this.rollbackPinned();
@@ -241,7 +239,7 @@ export class OracleBranch implements Branch {
     else if (this.state === 'active') this.state = 'finished';
     this.drop(destroy);
     // Later calls (rollback by xid) must not queue behind a statement on the closed connection.
-    this.tail = Promise.resolve();
+    this.queue.reset();
   }
 
   /**
@@ -269,9 +267,9 @@ export class OracleBranch implements Branch {
   }
 
   /**
-   * The insert-or-read of a bookkeeping row. The read runs as a statement of its own, after the
-   * insert's wait, so that it sees the row the waited-for transaction committed (READ COMMITTED,
-   * Oracle's default). The row can vanish between the two (garbage collection), hence a second try.
+   * The insert-or-read of a bookkeeping row (see insertOrRead). A conflicting INSERT raises
+   * ORA-00001 once the row's transaction commits, rolling back only that statement; the read
+   * then sees the committed row (READ COMMITTED, Oracle's default).
    */
   private insertOrRead<T extends string>(
     insertSql: string,
@@ -280,47 +278,43 @@ export class OracleBranch implements Branch {
     selectBinds: unknown[],
     column: string,
     accept: (value: unknown) => value is T,
-    what: string,
+    row: string,
   ): Promise<'inserted' | T> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       this.activeConnection();
       await this.host.ensureBookkeeping();
       const conn = this.activeConnection();
       const failed = (doing: string, err: unknown): TxcError => {
         const c = this.noteFailure(err);
-        return new TxcError('TXC_QUERY_FAILED', `${doing} ${what} failed on participant ${this.host.name}`, {
+        return new TxcError('TXC_QUERY_FAILED', `${doing} the ${row} failed on participant ${this.host.name}`, {
           cause: err,
           retryable: c.retryable,
-          details: this.details(c),
+          details: this.errors.details(c),
         });
       };
-      for (let attempt = 0; attempt < 2; attempt++) {
-        // Even a row that was already there counts: the branch must be committed, not skipped as read-only.
-        this.wrote = true;
-        try {
-          await conn.execute(insertSql, insertBinds, IN_BRANCH);
-          return 'inserted' as const;
-        } catch (err) {
-          // ORA-00001 rolled back only the INSERT; anything else is the caller's failure.
-          if (classifyOracleError(err).kind !== 'unique') throw failed('Inserting', err);
-        }
-        let found: unknown;
-        try {
-          found = (await conn.execute(selectSql, selectBinds, IN_BRANCH)).rows?.[0]?.[column];
-        } catch (err) {
-          throw failed('Reading the existing', err);
-        }
-        if (accept(found)) return found;
-        if (found !== undefined && found !== null) {
-          throw new TxcError('TXC_QUERY_FAILED', `${what} on ${this.host.name} holds the unexpected ${column.toLowerCase()} ${JSON.stringify(found)}`, {
-            details: { participant: this.host.name },
-          });
-        }
-      }
-      // Deleted twice in a row, or invisible to a SERIALIZABLE snapshot: the caller retries.
-      throw new TxcError('TXC_QUERY_FAILED', `${what} on ${this.host.name} exists but could not be read back; try again`, {
-        retryable: true,
-        details: { participant: this.host.name },
+      // Even a row that was already there counts: the branch must be committed, not skipped as read-only.
+      this.wrote = true;
+      return insertOrRead({
+        participant: this.host.name,
+        row,
+        column: column.toLowerCase(),
+        tryInsert: async () => {
+          try {
+            await conn.execute(insertSql, insertBinds, IN_BRANCH);
+            return true;
+          } catch (err) {
+            if (classifyOracleError(err).kind !== 'unique') throw failed('Inserting', err);
+            return false;
+          }
+        },
+        readExisting: async () => {
+          try {
+            return (await conn.execute(selectSql, selectBinds, IN_BRANCH)).rows?.[0]?.[column];
+          } catch (err) {
+            throw failed('Reading', err);
+          }
+        },
+        accept,
       });
     });
   }
@@ -335,12 +329,12 @@ export class OracleBranch implements Branch {
         this.drop(true);
         throw new TxcError('TXC_OUTCOME_UNKNOWN', `The connection to ${this.host.name} was lost during COMMIT`, {
           cause: err,
-          details: this.details(c),
+          details: this.errors.details(c),
         });
       }
       this.state = 'active';
       await this.rollbackPinned();
-      throw this.commitFailed('the database refused to commit', c.retryable, err, c);
+      throw this.errors.commitFailed('the database refused to commit', c.retryable, err, c);
     }
     this.drop(false);
   }
@@ -368,7 +362,7 @@ export class OracleBranch implements Branch {
       throw fail('tpcEnd failed', c.retryable, err, c);
     }
     if (this.conn !== conn) {
-      if (this.preparing) throw this.inDoubt('tpcEnd', undefined, undefined);
+      if (this.preparing) throw this.errors.inDoubt('tpcEnd', undefined, undefined);
       this.rollbackInBackground();
       throw fail('the branch was released', true);
     }
@@ -378,9 +372,7 @@ export class OracleBranch implements Branch {
   private activeConnection(): OracleConnection {
     const conn = this.conn;
     if (this.state !== 'active' || !conn) {
-      throw new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}`, {
-        details: { participant: this.host.name },
-      });
+      throw this.errors.closed(this.state);
     }
     return conn;
   }
@@ -481,15 +473,7 @@ export class OracleBranch implements Branch {
     this.broken = true;
     if (this.state === 'active') this.state = 'in-doubt';
     this.drop(true);
-    return this.inDoubt(call, err, c);
-  }
-
-  private inDoubt(call: string, cause: unknown, c: OracleErrorClass | undefined): TxcError {
-    return new TxcError(
-      'TXC_PARTICIPANT_UNAVAILABLE',
-      `The connection to ${this.host.name} was lost during ${call} of ${xidKey(this.xid)}, which may or may not have prepared`,
-      { cause, retryable: true, details: this.details(c) },
-    );
+    return this.errors.inDoubt(call, err, c);
   }
 
   /** Lets the connection go: back to the pool, or with `drop` when it may be in an unknown state. */
@@ -510,28 +494,5 @@ export class OracleBranch implements Branch {
     const c = classifyOracleError(err);
     if (uncertain(c)) this.broken = true;
     return c;
-  }
-
-  private prepareFailed(why: string, retryable: boolean, cause?: unknown, c?: OracleErrorClass): TxcError {
-    return this.failure('TXC_PREPARE_FAILED', `Participant ${this.host.name} did not prepare ${xidKey(this.xid)}: ${why}`, retryable, cause, c);
-  }
-
-  private commitFailed(why: string, retryable: boolean, cause?: unknown, c?: OracleErrorClass): TxcError {
-    return this.failure('TXC_COMMIT_FAILED', `Participant ${this.host.name} did not commit ${xidKey(this.xid)}: ${why}`, retryable, cause, c);
-  }
-
-  private failure(code: TxcErrorCode, fact: string, retryable: boolean, cause: unknown, c: OracleErrorClass | undefined): TxcError {
-    const used = c ?? (cause === undefined ? undefined : classifyOracleError(cause));
-    return new TxcError(code, fact, { cause, retryable, details: this.details(used) });
-  }
-
-  private details(c: OracleErrorClass | undefined): Record<string, string | number | undefined> {
-    return { participant: this.host.name, errorNum: c?.errorNum, code: c?.code };
-  }
-
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn);
-    this.tail = run.catch(() => undefined);
-    return run;
   }
 }

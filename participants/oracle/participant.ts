@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { xidKey, type Xid } from '../../coordinator/xid.js';
-import { acquireWithTimeout } from '../acquire-with-timeout.js';
 import type { Capabilities, MarkerRow, Participant, ResolveResult } from '../participant.js';
 import { checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
+import { onceUntilFailure } from '../once-until-failure.js';
+import { PooledSessions } from '../pooled-sessions.js';
 import { OracleBranch, type OracleBranchHost } from './branch.js';
 import { OUT_FORMAT_OBJECT, TPC_BEGIN_NEW, type OracleConnection, type OracleExecuteOptions, type OraclePool } from './driver.js';
 import { classifyOracleError, type OracleErrorClass } from './errors.js';
@@ -57,8 +58,9 @@ export class OracleParticipant implements Participant {
   private readonly tpcTimeoutSeconds: number;
   private pool: Promise<OraclePool> | undefined;
   private closing: Promise<void> | undefined;
-  /** The bookkeeping tables are there (or being checked): once per instance. */
-  private bookkeeping: Promise<void> | undefined;
+  private readonly sessions: PooledSessions<OracleConnection, OracleErrorClass>;
+  /** Checks (creating if missing) the bookkeeping tables: once per instance, again after a failure. */
+  private readonly bookkeeping = onceUntilFailure(() => this.createBookkeeping());
 
   constructor(
     readonly name: string,
@@ -67,6 +69,20 @@ export class OracleParticipant implements Participant {
     private readonly options: OracleParticipantOptions,
   ) {
     this.tpcTimeoutSeconds = Math.max(1, Math.ceil(options.queryTimeoutMs / 1000));
+    this.sessions = new PooledSessions({
+      participant: name,
+      acquireTimeoutMs: options.acquireTimeoutMs,
+      connect: async () => {
+        const conn = await (await this.getPool()).getConnection();
+        // Set on every checkout: a pooled connection may come back with another value.
+        conn.callTimeout = options.queryTimeoutMs;
+        return conn;
+      },
+      giveBack: (conn, discard) => this.release(conn, discard),
+      classify: classifyOracleError,
+      discards: uncertain,
+      fields: (c) => ({ errorNum: c.errorNum, code: c.code }),
+    });
     this.host = {
       name,
       logger: options.logger,
@@ -82,7 +98,7 @@ export class OracleParticipant implements Participant {
    */
   async preflight(): Promise<void> {
     const missing: string[] = [];
-    const user = await this.withConnection('preflight', async (conn) => {
+    const user = await this.sessions.use('preflight', async (conn) => {
       const row = (await conn.execute(PREFLIGHT, [], NO_COMMIT)).rows?.[0];
       if (!(Number(row?.FORCE_ANY) > 0)) missing.push(GRANT_FORCE_ANY);
       try {
@@ -105,13 +121,13 @@ export class OracleParticipant implements Participant {
   /** tpcBegin(xid, TPC_BEGIN_NEW) on a pooled connection that the branch keeps until phase two. */
   async begin(xid: Xid): Promise<OracleBranch> {
     const oxid = toOracleXid(xid); // an invalid xid fails before a connection is taken
-    const conn = await this.acquire();
+    const conn = await this.sessions.acquire();
     try {
       await conn.tpcBegin(oxid, TPC_BEGIN_NEW, this.tpcTimeoutSeconds);
     } catch (err) {
       const c = classifyOracleError(err);
       this.release(conn, true);
-      throw this.unavailable(`could not start TPC branch ${xidKey(xid)}`, err, c);
+      throw this.sessions.unavailable(`could not start TPC branch ${xidKey(xid)}`, err, c);
     }
     return new OracleBranch(xid, conn, this.host, 'two-phase');
   }
@@ -124,12 +140,12 @@ export class OracleParticipant implements Participant {
   async beginLocal(xid: Xid): Promise<OracleBranch> {
     toOracleXid(xid);
     await this.ensureBookkeeping();
-    return new OracleBranch(xid, await this.acquire(), this.host, 'local');
+    return new OracleBranch(xid, await this.sessions.acquire(), this.host, 'local');
   }
 
   /** Prepared branches (tpcRecover, raw ids) whose xid is txcoord's, any coordinator. */
   listInDoubt(): Promise<Xid[]> {
-    return this.withConnection('tpcRecover', async (conn) => {
+    return this.sessions.use('tpcRecover', async (conn) => {
       let rows: unknown[];
       try {
         rows = await conn.tpcRecover(false);
@@ -166,18 +182,14 @@ export class OracleParticipant implements Participant {
    * (ORA-00955 "name already used" is success); done once per instance, retried after a failure.
    */
   ensureBookkeeping(): Promise<void> {
-    this.bookkeeping ??= this.createBookkeeping().catch((err: unknown) => {
-      this.bookkeeping = undefined;
-      throw err;
-    });
-    return this.bookkeeping;
+    return this.bookkeeping();
   }
 
   /** Marker rows whose gtrid starts with `prefix`, oldest first, at most `limit`, from a pooled connection. */
   async listMarkers(prefix: string, limit: number): Promise<MarkerRow[]> {
     const pattern = markerPrefixPattern(this.name, prefix, limit);
     await this.ensureBookkeeping();
-    const rows = await this.withConnection('listing markers', async (conn) => (await conn.execute(LIST_MARKERS, [pattern, limit], NO_COMMIT)).rows ?? []);
+    const rows = await this.sessions.use('listing markers', async (conn) => (await conn.execute(LIST_MARKERS, [pattern, limit], NO_COMMIT)).rows ?? []);
     const out: MarkerRow[] = [];
     for (const row of rows) {
       const { GTRID: gtrid, OUTCOME: outcome } = row;
@@ -193,7 +205,7 @@ export class OracleParticipant implements Participant {
     for (const gtrid of gtrids) checkGtrid(this.name, gtrid);
     if (gtrids.length === 0) return;
     await this.ensureBookkeeping();
-    await this.withConnection('deleting markers', async (conn) => {
+    await this.sessions.use('deleting markers', async (conn) => {
       for (let i = 0; i < gtrids.length; i += DELETE_BATCH) {
         const batch = gtrids.slice(i, i + DELETE_BATCH);
         await conn.execute(deleteMarkersSql(batch.length), batch, AUTOCOMMIT);
@@ -203,6 +215,7 @@ export class OracleParticipant implements Participant {
 
   /** Closes the pool, waiting a few seconds for connections still checked out. */
   close(): Promise<void> {
+    this.sessions.close();
     this.closing ??= (async () => {
       const pending = this.pool;
       if (!pending) return;
@@ -219,7 +232,7 @@ export class OracleParticipant implements Participant {
    */
   private async resolve(xid: Xid, action: 'commit' | 'rollback', pinned?: OracleConnection): Promise<ResolveResult> {
     const oxid = toOracleXid(xid);
-    const conn = pinned ?? (await this.acquire());
+    const conn = pinned ?? (await this.sessions.acquire());
     try {
       if (action === 'commit') await conn.tpcCommit(oxid, false);
       else await conn.tpcRollback(oxid);
@@ -267,7 +280,7 @@ export class OracleParticipant implements Participant {
 
   private async createBookkeeping(): Promise<void> {
     const present = async (conn: OracleConnection) => Number((await conn.execute(BOOKKEEPING_EXISTS, [], NO_COMMIT)).rows?.[0]?.N) === 2;
-    const created = await this.withConnection('creating the bookkeeping tables txcoord_markers and txcoord_barrier', async (conn) => {
+    const created = await this.sessions.use('creating the bookkeeping tables txcoord_markers and txcoord_barrier', async (conn) => {
       if (await present(conn)) return true;
       for (const ddl of [CREATE_MARKERS, CREATE_BARRIER]) {
         try {
@@ -293,41 +306,6 @@ export class OracleParticipant implements Participant {
     }
   }
 
-  private async withConnection<T>(operation: string, fn: (conn: OracleConnection) => Promise<T>): Promise<T> {
-    const conn = await this.acquire();
-    let result: T;
-    try {
-      result = await fn(conn);
-    } catch (err) {
-      if (TxcError.is(err)) {
-        this.release(conn, false);
-        throw err;
-      }
-      const c = classifyOracleError(err);
-      this.release(conn, uncertain(c));
-      throw this.unavailable(`${operation} failed`, err, c);
-    }
-    this.release(conn, false);
-    return result;
-  }
-
-  /** A pooled connection with `callTimeout` set, or TXC_POOL_TIMEOUT after acquireTimeoutMs. */
-  private async acquire(): Promise<OracleConnection> {
-    if (this.closing) {
-      throw new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `Participant ${this.name} is closed`, { details: { participant: this.name } });
-    }
-    const conn = await acquireWithTimeout<OracleConnection>({
-      participant: this.name,
-      acquireTimeoutMs: this.options.acquireTimeoutMs,
-      connect: async () => (await this.getPool()).getConnection(),
-      giveBack: (late) => this.release(late, false),
-      onError: (err) => this.unavailable('could not connect', err, classifyOracleError(err)),
-    });
-    // Set on every checkout: a pooled connection may come back with another value.
-    conn.callTimeout = this.options.queryTimeoutMs;
-    return conn;
-  }
-
   /** The pool, created on first use; a failed creation is retried by the next caller. */
   private getPool(): Promise<OraclePool> {
     if (!this.pool) {
@@ -347,13 +325,5 @@ export class OracleParticipant implements Participant {
     } catch (err) {
       warn(err);
     }
-  }
-
-  private unavailable(why: string, err: unknown, c: OracleErrorClass): TxcError {
-    return new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `Participant ${this.name}: ${why}`, {
-      cause: err,
-      retryable: c.retryable,
-      details: { participant: this.name, errorNum: c.errorNum, code: c.code },
-    });
   }
 }

@@ -1,8 +1,11 @@
 import type { Logger } from 'pino';
-import { TxcError, type TxcErrorCode } from '../../coordinator/errors.js';
+import { TxcError } from '../../coordinator/errors.js';
 import { xidKey, type Xid } from '../../coordinator/xid.js';
 import type { BarrierRow, Branch, MarkerOutcome, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
 import { checkBarrier, checkMarker, isBarrierOrigin, isMarkerOutcome } from '../bookkeeping.js';
+import { BranchErrors } from '../branch-errors.js';
+import { insertOrRead } from '../insert-or-read.js';
+import { SerialQueue } from '../serial-queue.js';
 import type { PgClient, PgResult } from './driver.js';
 import { classifyPgError, type PgErrorClass } from './errors.js';
 import { ASSIGNED_XID, COMMIT, INSERT_BARRIER, INSERT_MARKER, ROLLBACK, SELECT_BARRIER, SELECT_MARKER, prepareSql } from './sql.js';
@@ -46,7 +49,8 @@ export class PostgresBranch implements Branch {
   /** The connection failed: nothing more can be sent on it. */
   private broken = false;
   private preparing = false;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
+  private readonly errors: BranchErrors<PgErrorClass>;
 
   private readonly onClientError = (err: Error): void => {
     this.broken = true;
@@ -61,6 +65,7 @@ export class PostgresBranch implements Branch {
     readonly local = false,
   ) {
     this.client = client;
+    this.errors = new BranchErrors(host.name, xid, classifyPgError, (c) => ({ sqlState: c?.sqlState, code: c?.code }));
     // pg-pool stops listening for errors on a checked-out client; without our own listener a
     // socket failure between statements would be an unhandled 'error' event.
     client.on('error', this.onClientError);
@@ -68,7 +73,7 @@ export class PostgresBranch implements Branch {
 
   /** Runs one statement; statements of one branch run one at a time, in call order. */
   query(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
-    return this.serial(() => this.exec(sql, params));
+    return this.queue.run(() => this.exec(sql, params));
   }
 
   /**
@@ -77,16 +82,15 @@ export class PostgresBranch implements Branch {
    */
   async insertMarker(gtrid: string, outcome: MarkerOutcome): Promise<'inserted' | MarkerOutcome> {
     checkMarker(this.host.name, gtrid, outcome);
-    return this.serial(() =>
-      this.insertOnce([INSERT_MARKER, [gtrid, outcome]], [SELECT_MARKER, [gtrid]], 'outcome', isMarkerOutcome),
-    );
+    return this.queue.run(() => this.insertOnce(`marker ${gtrid}`, [INSERT_MARKER, [gtrid, outcome]], [SELECT_MARKER, [gtrid]], 'outcome', isMarkerOutcome));
   }
 
   /** Inserts the barrier row unless its key exists; 'inserted' or the existing row's origin. Counts as a write. */
   async insertBarrier(row: BarrierRow): Promise<'inserted' | BarrierRow['origin']> {
     checkBarrier(this.host.name, row);
-    return this.serial(() =>
+    return this.queue.run(() =>
       this.insertOnce(
+        `barrier ${row.gid}/${row.step}/${row.op}`,
         [INSERT_BARRIER, [row.gid, row.step, row.op, row.origin]],
         [SELECT_BARRIER, [row.gid, row.step, row.op]],
         'origin',
@@ -98,17 +102,12 @@ export class PostgresBranch implements Branch {
   /** One statement on the pinned client, in the serial queue. */
   private async exec(sql: string, params?: readonly unknown[]): Promise<QueryResult> {
     const client = this.client;
-    if (this.state !== 'active' || !client) throw this.closed();
+    if (this.state !== 'active' || !client) throw this.errors.closed(this.state);
     let out: PgResult | PgResult[];
     try {
       out = await client.query(sql, params === undefined ? undefined : [...params]);
     } catch (err) {
-      const c = this.noteFailure(err);
-      throw new TxcError('TXC_QUERY_FAILED', `A statement failed on participant ${this.host.name}`, {
-        cause: err,
-        retryable: c.retryable,
-        details: this.details(c),
-      });
+      throw this.errors.queryFailed(err, this.noteFailure(err));
     }
     // A success arrives with ReadyForQuery, so the status is current here; a ROLLBACK TO
     // SAVEPOINT may have recovered from an earlier failure.
@@ -119,34 +118,25 @@ export class PostgresBranch implements Branch {
     return { rows: last?.rows ?? [], rowCount: last ? (last.rowCount ?? last.rows.length) : 0 };
   }
 
-  /**
-   * The insert-or-read of a bookkeeping row. The read runs as a statement of its own, after the
-   * insert's wait, so that it sees the row the waited-for transaction committed. The row can
-   * vanish between the two (deleted by garbage collection), hence a second try.
-   */
+  /** The insert-or-read of a bookkeeping row, on the pinned client (see insertOrRead). */
   private async insertOnce<T extends string>(
+    row: string,
     insert: readonly [string, readonly unknown[]],
     select: readonly [string, readonly unknown[]],
     column: string,
     accept: (value: unknown) => value is T,
   ): Promise<'inserted' | T> {
-    if (this.state !== 'active' || !this.client) throw this.closed();
+    if (this.state !== 'active' || !this.client) throw this.errors.closed(this.state);
     await this.host.ensureBookkeeping();
-    for (let attempt = 0; attempt < 2; attempt++) {
-      // Even a row that was already there counts: the branch must be committed, not skipped as read-only.
-      this.wrote = true;
-      if ((await this.exec(...insert)).rows.length > 0) return 'inserted';
-      const found = (await this.exec(...select)).rows[0]?.[column];
-      if (accept(found)) return found;
-      if (found !== undefined && found !== null) {
-        throw new TxcError('TXC_QUERY_FAILED', `A bookkeeping row on ${this.host.name} holds the unexpected ${column} ${JSON.stringify(found)}`, {
-          details: { participant: this.host.name },
-        });
-      }
-    }
-    throw new TxcError('TXC_QUERY_FAILED', `A bookkeeping row on ${this.host.name} was deleted while being read; try again`, {
-      retryable: true,
-      details: { participant: this.host.name },
+    // Even a row that was already there counts: the branch must be committed, not skipped as read-only.
+    this.wrote = true;
+    return insertOrRead({
+      participant: this.host.name,
+      row,
+      column,
+      tryInsert: async () => (await this.exec(...insert)).rows.length > 0,
+      readExisting: async () => (await this.exec(...select)).rows[0]?.[column],
+      accept,
     });
   }
 
@@ -156,7 +146,7 @@ export class PostgresBranch implements Branch {
    * so that prepare runs and reports the failure instead of it passing as read-only.
    */
   hasWritten(): Promise<boolean> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       if (this.wrote) return true;
       const client = this.client;
       if (this.state !== 'active' || !client || this.broken || this.aborted) return true;
@@ -182,24 +172,24 @@ export class PostgresBranch implements Branch {
         }),
       );
     }
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       const client = this.client;
-      if (this.state !== 'active' || !client) throw this.prepareFailed(`the branch is ${this.state}`, false);
+      if (this.state !== 'active' || !client) throw this.errors.prepareFailed(`the branch is ${this.state}`, false);
       if (this.broken) {
         this.state = 'finished';
         this.dropClient(true);
-        throw this.prepareFailed('its connection broke', true);
+        throw this.errors.prepareFailed('its connection broke', true);
       }
       if (this.aborted) {
         await this.rollbackPinned();
         const failure = this.lastFailure;
-        throw this.prepareFailed('a statement failed earlier in the transaction', failure?.class.retryable ?? false, failure?.error, failure?.class);
+        throw this.errors.prepareFailed('a statement failed earlier in the transaction', failure?.class.retryable ?? false, failure?.error, failure?.class);
       }
       if (client.getTransactionStatus() !== 'T') {
         // A COMMIT or ROLLBACK sent through query() ended the block: there is nothing left to prepare.
         this.state = 'finished';
         this.dropClient(false);
-        throw this.prepareFailed('its transaction block was ended by a statement sent through query()', false);
+        throw this.errors.prepareFailed('its transaction block was ended by a statement sent through query()', false);
       }
       this.preparing = true;
       let out: PgResult | PgResult[];
@@ -213,24 +203,24 @@ export class PostgresBranch implements Branch {
           this.broken = true;
           if (this.state === 'active') this.state = 'in-doubt';
           this.dropClient(true);
-          throw this.inDoubt(err, c);
+          throw this.errors.inDoubt('PREPARE', err, c);
         }
         // Refused (25P02, 0A000 temporary objects, 40001…): nothing was prepared and the block is still open.
         await this.rollbackPinned();
-        throw this.prepareFailed('the database refused to prepare', c.retryable && c.kind !== 'busy', err, c);
+        throw this.errors.prepareFailed('the database refused to prepare', c.retryable && c.kind !== 'busy', err, c);
       } finally {
         this.preparing = false;
       }
       // Released while PREPARE was in flight: release() marked the branch in doubt and the
       // coordinator has moved on to rolling it back by gid; leave that to it.
-      if (this.client !== client) throw this.inDoubt(undefined, undefined);
+      if (this.client !== client) throw this.errors.inDoubt('PREPARE', undefined, undefined);
       const results = Array.isArray(out) ? out : [out];
       const tag = results[results.length - 1]?.command;
       if (tag !== 'PREPARE') {
         // The silent-rollback trap: PREPARE answered ROLLBACK, prepared nothing, and the work is gone.
         this.state = 'finished';
         this.dropClient(false);
-        throw this.prepareFailed(`PREPARE TRANSACTION answered ${String(tag)} and prepared nothing`, false);
+        throw this.errors.prepareFailed(`PREPARE TRANSACTION answered ${String(tag)} and prepared nothing`, false);
       }
       this.state = 'prepared';
       // Any session could finish the branch now, but the pinned client is kept for phase two:
@@ -243,11 +233,9 @@ export class PostgresBranch implements Branch {
 
   /** COMMIT PREPARED from a pooled client; throws a retryable TxcError on transient failures. */
   commitPrepared(): Promise<ResolveResult> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       if (this.state !== 'prepared') {
-        throw new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}, not prepared`, {
-          details: { participant: this.host.name },
-        });
+        throw this.errors.closed(`${this.state}, not prepared`);
       }
       const result = await this.finishPrepared('commit');
       this.state = 'finished';
@@ -257,14 +245,14 @@ export class PostgresBranch implements Branch {
 
   /** COMMIT on the pinned client; a block that had failed answers ROLLBACK, which is a failure. */
   commitOnePhase(): Promise<void> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       const client = this.client;
-      if (this.state !== 'active' || !client) throw this.commitFailed(`the branch is ${this.state}`, false);
+      if (this.state !== 'active' || !client) throw this.errors.commitFailed(`the branch is ${this.state}`, false);
       if (this.broken) {
         // The server ends a transaction whose session is gone by rolling it back.
         this.state = 'finished';
         this.dropClient(true);
-        throw this.commitFailed('its connection broke before COMMIT', true);
+        throw this.errors.commitFailed('its connection broke before COMMIT', true);
       }
       this.state = 'finished';
       let out: PgResult | PgResult[];
@@ -276,17 +264,17 @@ export class PostgresBranch implements Branch {
         if (c.kind === 'connection') {
           throw new TxcError('TXC_OUTCOME_UNKNOWN', `The connection to ${this.host.name} was lost during COMMIT`, {
             cause: err,
-            details: this.details(c),
+            details: this.errors.details(c),
           });
         }
         // Refused at commit (deferred constraint, serialization failure): rolled back.
-        throw this.commitFailed('the database refused to commit', c.retryable, err, c);
+        throw this.errors.commitFailed('the database refused to commit', c.retryable, err, c);
       }
       const tag = lastOf(out)?.command;
       this.dropClient(false);
       if (tag !== 'COMMIT') {
         const failure = this.lastFailure;
-        throw this.commitFailed(
+        throw this.errors.commitFailed(
           `COMMIT answered ${String(tag)}: a statement had failed, so the transaction was rolled back`,
           failure?.class.retryable ?? false,
           failure?.error,
@@ -298,7 +286,7 @@ export class PostgresBranch implements Branch {
 
   /** ROLLBACK before prepare, ROLLBACK PREPARED after; a finished branch is left alone. */
   rollback(): Promise<void> {
-    return this.serial(async () => {
+    return this.queue.run(async () => {
       if (this.state === 'active') {
         await this.rollbackPinned();
       } else if (this.state === 'prepared' || this.state === 'in-doubt') {
@@ -318,7 +306,7 @@ export class PostgresBranch implements Branch {
     else if (this.state === 'active') this.state = 'finished';
     this.dropClient(destroy);
     // Later calls (rollback by gid) must not queue behind a statement on the closed connection.
-    this.tail = Promise.resolve();
+    this.queue.reset();
   }
 
   /** Phase two on the pinned client while it is healthy; the client is released either way. */
@@ -366,49 +354,12 @@ export class PostgresBranch implements Branch {
     }
   }
 
-  private closed(): TxcError {
-    return new TxcError('TXC_TRANSACTION_CLOSED', `Branch ${xidKey(this.xid)} on ${this.host.name} is ${this.state}`, {
-      details: { participant: this.host.name },
-    });
-  }
-
   private noteFailure(err: unknown): PgErrorClass {
     const c = classifyPgError(err);
     this.aborted = true;
     this.lastFailure = { error: err, class: c };
     if (c.kind === 'connection') this.broken = true;
     return c;
-  }
-
-  private inDoubt(cause: unknown, c: PgErrorClass | undefined): TxcError {
-    return new TxcError(
-      'TXC_PARTICIPANT_UNAVAILABLE',
-      `The connection to ${this.host.name} was lost during PREPARE of ${xidKey(this.xid)}, which may or may not have prepared`,
-      { cause, retryable: true, details: this.details(c) },
-    );
-  }
-
-  private prepareFailed(why: string, retryable: boolean, cause?: unknown, c?: PgErrorClass): TxcError {
-    return this.failure('TXC_PREPARE_FAILED', `Participant ${this.host.name} did not prepare ${xidKey(this.xid)}: ${why}`, retryable, cause, c);
-  }
-
-  private commitFailed(why: string, retryable: boolean, cause?: unknown, c?: PgErrorClass): TxcError {
-    return this.failure('TXC_COMMIT_FAILED', `Participant ${this.host.name} did not commit ${xidKey(this.xid)}: ${why}`, retryable, cause, c);
-  }
-
-  private failure(code: TxcErrorCode, fact: string, retryable: boolean, cause: unknown, c: PgErrorClass | undefined): TxcError {
-    const used = c ?? (cause === undefined ? undefined : classifyPgError(cause));
-    return new TxcError(code, fact, { cause, retryable, details: this.details(used) });
-  }
-
-  private details(c: PgErrorClass | undefined): Record<string, string | undefined> {
-    return { participant: this.host.name, sqlState: c?.sqlState, code: c?.code };
-  }
-
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn);
-    this.tail = run.catch(() => undefined);
-    return run;
   }
 }
 

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
-import { acquireWithTimeout } from '../acquire-with-timeout.js';
 import { fromPgGid, toPgGid, xidKey, type Xid } from '../../coordinator/xid.js';
 import type { Capabilities, LocalTxStatus, MarkerRow, Participant, ResolveResult } from '../participant.js';
 import { checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
+import { onceUntilFailure } from '../once-until-failure.js';
+import { PooledSessions } from '../pooled-sessions.js';
 import { PostgresBranch, type PostgresBranchHost } from './branch.js';
 import type { PgClient, PgPool, PgResult } from './driver.js';
 import { classifyPgError, type PgErrorClass } from './errors.js';
@@ -51,8 +52,9 @@ export class PostgresParticipant implements Participant {
   readonly capabilities: Capabilities;
   private readonly host: PostgresBranchHost;
   private closing: Promise<void> | undefined;
-  /** The bookkeeping tables are there (or being checked): once per instance. */
-  private bookkeeping: Promise<void> | undefined;
+  private readonly sessions: PooledSessions<PgClient, PgErrorClass>;
+  /** Checks (creating if missing) the bookkeeping tables: once per instance, again after a failure. */
+  private readonly bookkeeping = onceUntilFailure(() => this.createBookkeeping());
 
   constructor(
     readonly name: string,
@@ -68,6 +70,16 @@ export class PostgresParticipant implements Participant {
       client.on('error', (err) => options.logger.warn({ err, participant: name }, 'PostgreSQL connection failed')),
     );
     this.capabilities = { twoPhase: options.localOnly !== true, localTransactions: true };
+    this.sessions = new PooledSessions({
+      participant: name,
+      acquireTimeoutMs: options.acquireTimeoutMs,
+      connect: () => pool.connect(),
+      // pg's release(true) destroys the client instead of reusing it.
+      giveBack: (client, discard) => client.release(discard ? true : undefined),
+      classify: classifyPgError,
+      discards: (c) => c.kind === 'connection',
+      fields: (c) => ({ sqlState: c.sqlState, code: c.code }),
+    });
     this.host = {
       name,
       logger: options.logger,
@@ -82,11 +94,11 @@ export class PostgresParticipant implements Participant {
    */
   async preflight(): Promise<void> {
     if (this.options.localOnly) {
-      await this.withClient('preflight', (client) => client.query(PING));
+      await this.sessions.use('preflight', (client) => client.query(PING));
       await this.ensureBookkeeping();
       return;
     }
-    const value = await this.withClient('preflight', async (client) => {
+    const value = await this.sessions.use('preflight', async (client) => {
       return lastOf(await client.query(SHOW_MAX_PREPARED))?.rows[0]?.max_prepared_transactions;
     });
     if (Number(value) === 0) {
@@ -119,18 +131,14 @@ export class PostgresParticipant implements Participant {
    * done once per instance, retried after a failure.
    */
   ensureBookkeeping(): Promise<void> {
-    this.bookkeeping ??= this.createBookkeeping().catch((err: unknown) => {
-      this.bookkeeping = undefined;
-      throw err;
-    });
-    return this.bookkeeping;
+    return this.bookkeeping();
   }
 
   /** Marker rows whose gtrid starts with `prefix`, oldest first, from a pooled client. */
   async listMarkers(prefix: string, limit: number): Promise<MarkerRow[]> {
     const pattern = markerPrefixPattern(this.name, prefix, limit);
     await this.ensureBookkeeping();
-    const rows = await this.withClient('list markers', async (client) => lastOf(await client.query(LIST_MARKERS, [pattern, limit]))?.rows ?? []);
+    const rows = await this.sessions.use('list markers', async (client) => lastOf(await client.query(LIST_MARKERS, [pattern, limit]))?.rows ?? []);
     const markers: MarkerRow[] = [];
     for (const row of rows) {
       const { gtrid, outcome } = row;
@@ -146,7 +154,7 @@ export class PostgresParticipant implements Participant {
     for (const gtrid of gtrids) checkGtrid(this.name, gtrid);
     if (gtrids.length === 0) return;
     await this.ensureBookkeeping();
-    await this.withClient('delete markers', (client) => client.query(DELETE_MARKERS, [[...gtrids]]));
+    await this.sessions.use('delete markers', (client) => client.query(DELETE_MARKERS, [[...gtrids]]));
   }
 
   /**
@@ -155,7 +163,7 @@ export class PostgresParticipant implements Participant {
    * resolved, and pg_prepared_xacts is readable (empty) even with 2PC disabled.
    */
   listInDoubt(): Promise<Xid[]> {
-    return this.withClient('list in-doubt', async (client) => {
+    return this.sessions.use('list in-doubt', async (client) => {
       const xids: Xid[] = [];
       for (const row of lastOf(await client.query(LIST_PREPARED))?.rows ?? []) {
         const xid = typeof row.gid === 'string' ? fromPgGid(row.gid) : undefined;
@@ -178,7 +186,7 @@ export class PostgresParticipant implements Participant {
   /** `pg_xact_status` of the xid `prepare` returned; 'unknown' once the server no longer knows it. */
   async localStatus(localTxId: string): Promise<LocalTxStatus> {
     if (!/^[0-9]{1,20}$/.test(localTxId)) return 'unknown';
-    const client = await this.acquire();
+    const client = await this.sessions.acquire();
     let out: PgResult | PgResult[];
     try {
       out = await client.query(XACT_STATUS, [localTxId]);
@@ -187,7 +195,7 @@ export class PostgresParticipant implements Participant {
       client.release(c.kind === 'connection' ? true : undefined);
       // 22023: an xid from the future, i.e. from another cluster or before a restore.
       if (c.sqlState === '22023') return 'unknown';
-      throw this.unavailable(`could not read the status of local transaction ${localTxId}`, err, c);
+      throw this.sessions.unavailable(`could not read the status of local transaction ${localTxId}`, err, c);
     }
     client.release();
     const status = lastOf(out)?.rows[0]?.status;
@@ -196,6 +204,7 @@ export class PostgresParticipant implements Participant {
 
   /** Ends the pool; clients still pinned by branches close when released. */
   close(): Promise<void> {
+    this.sessions.close();
     this.closing ??= this.pool.end();
     return this.closing;
   }
@@ -207,7 +216,7 @@ export class PostgresParticipant implements Participant {
    */
   private async resolve(xid: Xid, action: 'commit' | 'rollback', pinned?: PgClient): Promise<ResolveResult> {
     const sql = action === 'commit' ? commitPreparedSql(xid) : rollbackPreparedSql(xid);
-    const client = pinned ?? (await this.acquire());
+    const client = pinned ?? (await this.sessions.acquire());
     try {
       await client.query(sql);
     } catch (err) {
@@ -227,19 +236,19 @@ export class PostgresParticipant implements Participant {
 
   /** BEGIN on a fresh pooled client, which the caller then owns. */
   private async startOnPooledClient(): Promise<PgClient> {
-    const client = await this.acquire();
+    const client = await this.sessions.acquire();
     try {
       await client.query(BEGIN);
     } catch (err) {
       client.release(true);
-      throw this.unavailable('could not start a transaction', err, classifyPgError(err));
+      throw this.sessions.unavailable('could not start a transaction', err, classifyPgError(err));
     }
     return client;
   }
 
   private async createBookkeeping(): Promise<void> {
     const present = async (client: PgClient) => lastOf(await client.query(BOOKKEEPING_EXISTS))?.rows[0]?.present === true;
-    const created = await this.withClient('create the bookkeeping tables txcoord_markers and txcoord_barrier', async (client) => {
+    const created = await this.sessions.use('create the bookkeeping tables txcoord_markers and txcoord_barrier', async (client) => {
       if (await present(client)) return true;
       for (const ddl of [CREATE_MARKERS, CREATE_BARRIER]) {
         try {
@@ -256,42 +265,6 @@ export class PostgresParticipant implements Participant {
         details: { participant: this.name },
       });
     }
-  }
-
-  private async withClient<T>(operation: string, fn: (client: PgClient) => Promise<T>): Promise<T> {
-    const client = await this.acquire();
-    let result: T;
-    try {
-      result = await fn(client);
-    } catch (err) {
-      const c = classifyPgError(err);
-      client.release(c.kind === 'connection' ? true : undefined);
-      throw this.unavailable(`${operation} failed`, err, c);
-    }
-    client.release();
-    return result;
-  }
-
-  /** A pooled client, or TXC_POOL_TIMEOUT after acquireTimeoutMs (pg-pool's own timeout error has no code). */
-  private acquire(): Promise<PgClient> {
-    if (this.closing) {
-      return Promise.reject(new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `Participant ${this.name} is closed`, { details: { participant: this.name } }));
-    }
-    return acquireWithTimeout<PgClient>({
-      participant: this.name,
-      acquireTimeoutMs: this.options.acquireTimeoutMs,
-      connect: () => this.pool.connect(),
-      giveBack: (client) => client.release(),
-      onError: (err) => this.unavailable('could not connect', err, classifyPgError(err)),
-    });
-  }
-
-  private unavailable(why: string, err: unknown, c: PgErrorClass): TxcError {
-    return new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `Participant ${this.name}: ${why}`, {
-      cause: err,
-      retryable: c.retryable,
-      details: { participant: this.name, sqlState: c.sqlState, code: c.code },
-    });
   }
 }
 
