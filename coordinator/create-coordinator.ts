@@ -215,10 +215,17 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
         rt.inFlight.size,
         Object.fromEntries([...breakers].map(([n, b]) => [n, { state: b.state, opened: b.opened }])),
       ),
-    async inDoubt() {
+    async inDoubt(options) {
       if (closed) throw new TxcError('TXC_COORDINATOR_CLOSED');
       const { branches, failures } = await listInDoubt(rt);
       for (const f of failures) logger.warn(f, 'could not list in-doubt branches of a participant');
+      if (failures.length > 0 && options?.allowPartial !== true) {
+        const names = failures.map((f) => f.participant).join(', ');
+        throw new TxcError('TXC_SCAN_INCOMPLETE', `Could not list the in-doubt branches of ${names} (${failures.map((f) => `${f.participant}: ${f.code}`).join('; ')})`, {
+          retryable: true,
+          details: { participants: names, listed: branches.length },
+        });
+      }
       return branches;
     },
     async close({ timeoutMs = 10_000 } = {}) {

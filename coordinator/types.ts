@@ -303,8 +303,13 @@ export interface Coordinator {
   recover(options?: RecoverOptions): Promise<RecoveryReport>;
   /** Counters since start: commits by mode, rollbacks, heuristic outcomes, retries, recovery. */
   stats(): CoordinatorStats;
-  /** Lists prepared branches in every participant (all coordinators' txcoord branches). */
-  inDoubt(): Promise<InDoubtBranch[]>;
+  /**
+   * Lists prepared branches in every participant (all coordinators' txcoord branches). Throws
+   * TXC_SCAN_INCOMPLETE, naming them, when some participant could not be listed, since a partial
+   * list reads as "nothing else is in doubt"; `allowPartial` returns what could be listed instead
+   * (the failures are logged).
+   */
+  inDoubt(options?: { readonly allowPartial?: boolean }): Promise<InDoubtBranch[]>;
   /** Waits for in-flight transactions and phase-two retries (up to `timeoutMs`), then closes pools and the log. */
   close(options?: { timeoutMs?: number }): Promise<void>;
 }

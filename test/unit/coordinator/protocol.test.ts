@@ -402,6 +402,22 @@ describe('crash at every protocol point, then recovery', () => {
     await next.close();
   });
 
+  it('inDoubt refuses to pass a partial list off as complete; allowPartial returns what could be listed', async () => {
+    const w = world();
+    const crashing = await w.coordinator({ crashAt: { point: 'after-prepare' } });
+    void transfer(crashing, 25, w);
+    await vi.waitFor(() => expect(w.a.prepared.size + w.b.prepared.size).toBe(2));
+    const next = await w.coordinator({ onStart: false });
+    expect(await next.inDoubt()).toHaveLength(2);
+    w.b.failNext('listInDoubt');
+    await expect(next.inDoubt()).rejects.toSatisfy(
+      (e: unknown) => TxcError.is(e, 'TXC_SCAN_INCOMPLETE') && e.retryable && e.details['participants'] === 'b' && e.details['listed'] === 1,
+    );
+    w.b.failNext('listInDoubt');
+    expect((await next.inDoubt({ allowPartial: true })).map((b) => b.participant)).toEqual(['a']);
+    await next.close();
+  });
+
   it('dry run changes nothing', async () => {
     const w = world();
     const crashing = await w.coordinator({ crashAt: { point: 'after-prepare' } });
