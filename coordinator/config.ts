@@ -6,7 +6,7 @@ import type { CoordinatorConfig } from './types.js';
 /** Drivers a JSON config may name ('custom' needs code, so it is only accepted programmatically). */
 export const CONFIG_DRIVERS = ['postgres', 'mysql', 'pglite', 'mssql', 'oracle', 'http'] as const;
 
-const CONFIG_KEYS = ['id', 'log', 'participants', 'prepareTimeoutMs', 'phaseTwoTimeoutMs', 'recovery', 'backoff', 'logLevel', 'decisionIn', 'markerRetentionMs', 'api'] as const;
+const CONFIG_KEYS = ['id', 'log', 'participants', 'prepareTimeoutMs', 'phaseTwoTimeoutMs', 'recovery', 'backoff', 'logLevel', 'decisionIn', 'markerRetentionMs', 'barrierRetentionMs', 'api'] as const;
 // Options only code can pass (functions and objects), accepted by createCoordinator but not in files.
 const HOOK_KEYS = ['logger', 'clock', 'uuid', 'random', 'onProtocolPoint', 'decisionLog'] as const;
 
@@ -49,7 +49,7 @@ function optionalPositiveInt(obj: Record<string, unknown> | undefined, key: stri
   const v = obj?.[key];
   if (v === undefined) return;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < (allowZero ? 0 : 1)) {
-    throw invalid(`${field}.${key}`, `must be a ${allowZero ? 'non-negative' : 'positive'} integer`);
+    throw invalid(field ? `${field}.${key}` : key, `must be a ${allowZero ? 'non-negative' : 'positive'} integer`);
   }
 }
 
@@ -230,6 +230,7 @@ export function validateConfig(raw: unknown, { allowCustom = true } = {}): Coord
     }
   }
   optionalPositiveInt(raw, 'markerRetentionMs', '');
+  optionalPositiveInt(raw, 'barrierRetentionMs', '');
   validateApi(raw['api']);
   if (raw['logLevel'] !== undefined && typeof raw['logLevel'] !== 'string') throw invalid('logLevel', 'must be a pino level name');
   return raw as unknown as CoordinatorConfig;

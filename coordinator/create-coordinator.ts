@@ -111,6 +111,7 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
     markerHint: (decisionIn) => decisionIn ?? (oneFirst.length === 1 ? oneFirst[0] : undefined),
     markerHolders,
     markerRetentionMs: config.markerRetentionMs ?? 86_400_000,
+    barrierSweep: { retentionMs: config.barrierRetentionMs ?? 604_800_000, lastAt: 0 },
     markers: new MarkerCollector(participants, clock, logger),
     breakers,
     prepareTimeoutMs: config.prepareTimeoutMs ?? 30_000,

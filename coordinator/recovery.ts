@@ -3,7 +3,7 @@ import { TxcError } from './errors.js';
 import { commitBranch, confirmFinished, endCommitted } from './phase-two.js';
 import type { Runtime } from './runtime.js';
 import type { HeuristicReport, InDoubtBranch, RecoverOptions, RecoveryReport } from './types.js';
-import { coordinatorOf, gtridTime, markerParticipantOf, TXC_FORMAT_ID, xidKey, type Xid } from './xid.js';
+import { barrierRangeBefore, coordinatorOf, gtridTime, markerParticipantOf, TXC_FORMAT_ID, xidKey, type Xid } from './xid.js';
 import { settleMarker } from './commit-marker.js';
 import { isSharedLog, type SharedDecisionLog } from '../log/decision-log.js';
 import type { SagaRecoveryReport } from './types.js';
@@ -103,6 +103,39 @@ async function sweepMarkers(rt: Runtime, stillPrepared: ReadonlySet<string>, sca
       removed += drop.length;
     } catch (err) {
       rt.logger.debug({ participant: name, err }, 'marker sweep failed; next pass retries');
+    }
+  }
+  return removed;
+}
+
+/** Barrier rows are swept at most this often (the first pass of a process always sweeps). */
+const BARRIER_SWEEP_EVERY_MS = 600_000;
+
+/**
+ * Deletes the barrier rows of this coordinator's sagas started more than the retention ago.
+ * Rows of a saga still in the log are kept whatever its age: its gid is at least as new as its
+ * start, so the range ends before the oldest live transaction. With a shared log another process
+ * may be driving sagas of this coordinator id after a take-over, which this process cannot see,
+ * so nothing is swept there.
+ */
+async function sweepBarriers(rt: Runtime): Promise<number> {
+  const sweep = rt.barrierSweep;
+  const now = Date.now();
+  if (isSharedLog(rt.log) || now - sweep.lastAt < BARRIER_SWEEP_EVERY_MS) return 0;
+  sweep.lastAt = now;
+  let cutoff = now - sweep.retentionMs;
+  for (const gtrid of [...rt.log.live().map((r) => r.gtrid), ...rt.inFlight]) {
+    const started = coordinatorOf(gtrid) === rt.id ? gtridTime(gtrid) : undefined;
+    if (started !== undefined) cutoff = Math.min(cutoff, started);
+  }
+  const range = barrierRangeBefore(rt.id, cutoff);
+  let removed = 0;
+  for (const [name, p] of rt.participants) {
+    if (!p.deleteBarriers) continue;
+    try {
+      removed += await p.deleteBarriers(range);
+    } catch (err) {
+      rt.logger.debug({ participant: name, err }, 'barrier sweep failed; a later pass retries');
     }
   }
   return removed;
@@ -252,7 +285,8 @@ async function recoverPass(
   const sagas = options.dryRun || !resumeSagas ? NO_SAGAS : await resumeSagas(options.sagaWaitMs ?? 30_000);
   const stillPrepared = new Set(remaining.map((b) => b.gtrid));
   const markersRemoved = options.dryRun ? 0 : await sweepMarkers(rt, stillPrepared, failures.length === 0);
-  const report: RecoveryReport = { committed: committedCount, rolledBack, ended, heuristic, remaining, failures, sagas, markersRemoved };
+  const barrierRowsRemoved = options.dryRun ? 0 : await sweepBarriers(rt);
+  const report: RecoveryReport = { committed: committedCount, rolledBack, ended, heuristic, remaining, failures, sagas, markersRemoved, barrierRowsRemoved };
   rt.stats.recovered.committed += committedCount;
   rt.stats.recovered.rolledBack += rolledBack;
   if (committedCount || rolledBack || heuristic.length || failures.length) {

@@ -38,6 +38,8 @@ export interface Runtime {
   /** Participants that may hold commit markers of this coordinator's transactions. */
   readonly markerHolders: readonly string[];
   readonly markerRetentionMs: number;
+  /** Garbage collection of saga barrier rows: their retention, and when recovery last swept them. */
+  readonly barrierSweep: { readonly retentionMs: number; lastAt: number };
   /** Deletes commit markers of finished transactions, in batches. */
   readonly markers: MarkerCollector;
   /** One circuit breaker per participant. */

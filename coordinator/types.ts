@@ -78,6 +78,12 @@ export interface CoordinatorConfig {
   readonly decisionIn?: string;
   /** How long abort markers written by recovery are kept before garbage collection. Default 86 400 000 (1 day). */
   readonly markerRetentionMs?: number;
+  /**
+   * How long the saga barrier rows (`txcoord_barrier`) of this coordinator's sagas are kept:
+   * recovery deletes the rows of sagas started longer ago than this, never those of a saga still
+   * in the log. Default 604 800 000 (7 days). Not swept with a shared (`postgres`) log.
+   */
+  readonly barrierRetentionMs?: number;
   /** The HTTP service (`txcoord serve`); ignored by the embedded library. */
   readonly api?: ApiConfig;
 }
@@ -227,6 +233,8 @@ export interface RecoveryReport {
   readonly sagas: SagaRecoveryReport;
   /** Commit markers garbage-collected. */
   readonly markersRemoved: number;
+  /** Saga barrier rows garbage-collected (see `barrierRetentionMs`). */
+  readonly barrierRowsRemoved: number;
   readonly committed: number;
   readonly rolledBack: number;
   /** Commit records whose every branch is finished and got an end record. */

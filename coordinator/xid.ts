@@ -82,6 +82,17 @@ export function gtridTime(gtrid: string): number | undefined {
   return hex ? parseInt(hex.slice(0, 12), 16) : undefined;
 }
 
+/**
+ * The barrier-table range of `coordinatorId`'s sagas started before `beforeMs` (see
+ * BarrierRange): uuid v7 puts the start time in the first 12 hex digits of the gtrid.
+ */
+export function barrierRangeBefore(coordinatorId: string, beforeMs: number): { from: string; before: string } {
+  assertCoordinatorId(coordinatorId);
+  const ms = Math.max(0, Math.min(Math.floor(beforeMs), 0xffffffffffff));
+  const from = `txc1.${coordinatorId}.`;
+  return { from, before: `${from}${ms.toString(16).padStart(12, '0')}` };
+}
+
 /** PostgreSQL gid form: `<gtrid>.<bqual>` (under the 200-byte limit). */
 export function toPgGid(xid: Xid): string {
   if (!isTxcXid(xid)) throw new TxcError('TXC_ID_INVALID', `Not a txcoord xid: ${JSON.stringify(xid)}`);

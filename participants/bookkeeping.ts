@@ -1,5 +1,5 @@
 import { TxcError } from '../coordinator/errors.js';
-import type { BarrierRow, MarkerOutcome } from './participant.js';
+import type { BarrierRange, BarrierRow, MarkerOutcome } from './participant.js';
 
 /*
  * Checks on the values written to txcoord_markers / txcoord_barrier, the same in every database
@@ -74,6 +74,16 @@ export function markerPrefixPattern(participant: string, prefix: unknown, limit:
     throw invalid(participant, `marker list limit ${String(limit)} must be an integer from 1 to ${MAX_LIST_LIMIT}`);
   }
   return `${prefix.replace(/[!%_]/g, (c) => `!${c}`)}%`;
+}
+
+const BARRIER_FROM = /^txc1\.[A-Za-z0-9_-]{1,24}\.$/;
+
+/** Throws TXC_ID_INVALID unless `range` is one coordinator's gids before a time (see BarrierRange). */
+export function checkBarrierRange(participant: string, range: BarrierRange): void {
+  const { from, before } = range;
+  if (typeof from !== 'string' || !BARRIER_FROM.test(from) || typeof before !== 'string' || !before.startsWith(from) || !/^[0-9a-f]{12}$/.test(before.slice(from.length))) {
+    throw invalid(participant, `barrier range ${JSON.stringify(range)} must be txc1.<coordinator>. up to that prefix and 12 hex digits`);
+  }
 }
 
 function invalid(participant: string, fact: string): TxcError {

@@ -57,6 +57,17 @@ export interface BarrierRow {
   readonly origin: 'action' | 'compensate';
 }
 
+/**
+ * The `txcoord_barrier` rows of one coordinator's sagas started before some time: gids in
+ * `[from, before)`, compared byte by byte. Gids are `txc1.<coordinator>.<uuid v7 hex>`, whose
+ * first 12 hex digits are the start time, so `from` is `txc1.<coordinator>.` and `before` is
+ * `from` followed by a 12-digit hex time.
+ */
+export interface BarrierRange {
+  readonly from: string;
+  readonly before: string;
+}
+
 /** Outcome of a branch's prepare. */
 export interface PrepareResult {
   /**
@@ -153,6 +164,11 @@ export interface Participant {
   listMarkers?(prefix: string, limit: number): Promise<MarkerRow[]>;
   /** Deletes these marker rows (garbage collection once their transactions ended). */
   deleteMarkers?(gtrids: readonly string[]): Promise<void>;
+  /**
+   * Deletes the barrier rows in `range` (garbage collection of sagas ended long ago), in one
+   * autocommit statement; the number deleted, 0 when the table does not exist (never creates it).
+   */
+  deleteBarriers?(range: BarrierRange): Promise<number>;
 
   /**
    * Compensation-only services (HTTP): performs one operation. Resolves on success; rejects

@@ -40,6 +40,7 @@ export function renderRecovery(report: RecoveryReport, coordinatorId: string, dr
       ['  failed (heuristic)', report.sagas.failed],
       ['sagas unfinished', report.sagas.remaining.length],
       ['markers removed', report.markersRemoved],
+      ['barrier rows removed', report.barrierRowsRemoved],
     ]);
     if (report.remaining.length > 0) text += `\nStill in doubt:\n\n${renderBranchTable(report.remaining)}`;
     if (report.sagas.remaining.length > 0) {
@@ -106,6 +107,7 @@ export function recoveryJson(report: RecoveryReport, coordinatorId: string, dryR
     failures: report.failures.map(cleanFailure),
     sagas: report.sagas,
     markersRemoved: report.markersRemoved,
+    barrierRowsRemoved: report.barrierRowsRemoved,
   };
 }
 

@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { isTxcXid, xidKey, type Xid } from '../../coordinator/xid.js';
 import { acquireWithTimeout } from '../acquire-with-timeout.js';
-import type { Capabilities, MarkerRow, Participant, ResolveResult } from '../participant.js';
+import type { BarrierRange, Capabilities, MarkerRow, Participant, ResolveResult } from '../participant.js';
+import { checkBarrierRange } from '../bookkeeping.js';
 import { MssqlBranch, type MssqlBranchHost } from './branch.js';
 import type { TediousTypes } from './driver.js';
 import { classifyMssqlError, type MssqlErrorClass } from './errors.js';
@@ -10,7 +11,10 @@ import { varcharParameter } from './parameters.js';
 import type { MssqlSessionPool } from './pool.js';
 import type { MssqlSession } from './session.js';
 import {
+  BARRIER_EXISTS,
+  BARRIER_KEY_LENGTH,
   BOOKKEEPING_PERMISSIONS,
+  DELETE_BARRIERS,
   DELETE_MARKERS_CHUNK,
   ENSURE_BARRIER,
   ENSURE_MARKERS,
@@ -176,6 +180,16 @@ export class MssqlParticipant implements Participant {
         const chunk = keys.slice(i, i + DELETE_MARKERS_CHUNK);
         await s.execute(deleteMarkersSql(chunk.length), chunk.map((g) => varcharParameter(g, GTRID_LENGTH, t)));
       }
+    });
+  }
+
+  /** Deletes the barrier rows in `range` in one autocommit statement on a pooled session. */
+  async deleteBarriers(range: BarrierRange): Promise<number> {
+    checkBarrierRange(this.name, range);
+    const t = this.options.types;
+    return this.withSession('delete barrier rows', async (s) => {
+      if (Number((await s.execute(BARRIER_EXISTS)).rows[0]?.['present']) !== 1) return 0;
+      return (await s.execute(DELETE_BARRIERS, [varcharParameter(range.from, BARRIER_KEY_LENGTH, t), varcharParameter(range.before, BARRIER_KEY_LENGTH, t)])).rowCount;
     });
   }
 

@@ -143,6 +143,15 @@ order by created_at, gtrid`;
 /** Most gtrids deleted by one statement (SQL Server accepts up to 2100 parameters). */
 export const DELETE_MARKERS_CHUNK = 500;
 
+/** Whether txcoord_barrier exists (present = 1): the barrier sweep must not create it. */
+export const BARRIER_EXISTS = "select case when object_id(N'txcoord_barrier', N'U') is null then 0 else 1 end as present";
+
+/**
+ * Deletes the barrier rows whose gid is in [@p1, @p2), compared by bytes: the database's
+ * default collation may be case-insensitive or skip punctuation.
+ */
+export const DELETE_BARRIERS = 'delete from txcoord_barrier where gid collate Latin1_General_BIN2 >= @p1 and gid collate Latin1_General_BIN2 < @p2';
+
 /** Deletes the markers bound as @p1…@p`count`. */
 export function deleteMarkersSql(count: number): string {
   const list = Array.from({ length: count }, (_, i) => `@p${i + 1}`).join(', ');

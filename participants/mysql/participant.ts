@@ -1,17 +1,19 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { fromMysqlRecoverRow, toMysqlXid, xidKey, type Xid } from '../../coordinator/xid.js';
-import type { Capabilities, MarkerRow, Participant, ResolveResult } from '../participant.js';
-import { checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
+import type { BarrierRange, Capabilities, MarkerRow, Participant, ResolveResult } from '../participant.js';
+import { checkBarrierRange, checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
 import { onceUntilFailure } from '../once-until-failure.js';
 import { PooledSessions } from '../pooled-sessions.js';
 import { MysqlBranch, type MysqlBranchHost } from './branch.js';
 import type { MysqlConnection, MysqlPool } from './driver.js';
 import { classifyMysqlError, type MysqlErrorClass } from './errors.js';
 import {
+  BARRIER_EXISTS,
   BOOKKEEPING_TABLES,
   CREATE_BARRIER,
   CREATE_MARKERS,
+  DELETE_BARRIERS,
   DELETE_MARKERS,
   DELETE_MARKERS_BATCH,
   INNODB_SUPPORT,
@@ -135,6 +137,17 @@ export class MysqlParticipant implements Participant {
       else this.options.logger.warn({ participant: this.name, gtrid }, 'skipping a txcoord_markers row that txcoord did not write');
     }
     return markers;
+  }
+
+  /** Deletes the barrier rows in `range` in one autocommit statement on a pooled connection. */
+  async deleteBarriers(range: BarrierRange): Promise<number> {
+    checkBarrierRange(this.name, range);
+    return this.sessions.use('delete barrier rows', async (conn) => {
+      const [rows] = await conn.query(BARRIER_EXISTS);
+      if (!Array.isArray(rows) || Number((rows[0] as Record<string, unknown> | undefined)?.n) !== 1) return 0;
+      const [ok] = await conn.query(DELETE_BARRIERS, [range.from, range.before]);
+      return typeof ok === 'object' && ok !== null && 'affectedRows' in ok ? Number(ok.affectedRows) : 0;
+    });
   }
 
   /** Deletes these marker rows, in autocommit statements of at most DELETE_MARKERS_BATCH keys, on a pooled connection. */

@@ -140,5 +140,11 @@ export const LIST_MARKERS = `select gtrid, outcome, timestampdiff(microsecond, '
 /** Deletes the markers in a list (mysql2 expands an array value into `'a', 'b', …`). */
 export const DELETE_MARKERS = 'delete from txcoord_markers where gtrid in (?)';
 
+/** Whether txcoord_barrier exists (n = 1): the barrier sweep must not create it. */
+export const BARRIER_EXISTS = "select count(*) as n from information_schema.tables where table_schema = database() and table_name = 'txcoord_barrier'";
+
+/** Deletes the barrier rows whose gid is in [?, ?); gid is utf8mb4_bin, so the comparison is by bytes. */
+export const DELETE_BARRIERS = 'delete from txcoord_barrier where gid >= ? and gid < ?';
+
 /** Most gtrids one DELETE_MARKERS statement carries. */
 export const DELETE_MARKERS_BATCH = 500;

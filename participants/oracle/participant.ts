@@ -1,17 +1,19 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { xidKey, type Xid } from '../../coordinator/xid.js';
-import type { Capabilities, MarkerRow, Participant, ResolveResult } from '../participant.js';
-import { checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
+import type { BarrierRange, Capabilities, MarkerRow, Participant, ResolveResult } from '../participant.js';
+import { checkBarrierRange, checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
 import { onceUntilFailure } from '../once-until-failure.js';
 import { PooledSessions } from '../pooled-sessions.js';
 import { OracleBranch, type OracleBranchHost } from './branch.js';
 import { OUT_FORMAT_OBJECT, TPC_BEGIN_NEW, type OracleConnection, type OracleExecuteOptions, type OraclePool } from './driver.js';
 import { classifyOracleError, type OracleErrorClass } from './errors.js';
 import {
+  BARRIER_EXISTS,
   BOOKKEEPING_EXISTS,
   CREATE_BARRIER,
   CREATE_MARKERS,
+  DELETE_BARRIERS,
   DELETE_BATCH,
   LIST_MARKERS,
   PREFLIGHT,
@@ -198,6 +200,15 @@ export class OracleParticipant implements Participant {
       else this.options.logger.warn({ participant: this.name, gtrid }, 'skipping a txcoord_markers row that txcoord did not write');
     }
     return out;
+  }
+
+  /** Deletes the barrier rows in `range` in one statement that commits, from a pooled connection. */
+  async deleteBarriers(range: BarrierRange): Promise<number> {
+    checkBarrierRange(this.name, range);
+    return this.sessions.use('deleting barrier rows', async (conn) => {
+      if (Number((await conn.execute(BARRIER_EXISTS, [], NO_COMMIT)).rows?.[0]?.N) !== 1) return 0;
+      return (await conn.execute(DELETE_BARRIERS, [range.from, range.before], AUTOCOMMIT)).rowsAffected ?? 0;
+    });
   }
 
   /** Deletes these marker rows from a pooled connection, in batches that each commit. */

@@ -83,6 +83,17 @@ export const LIST_MARKERS =
   "select gtrid, outcome, to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.FF3') || 'Z' as created_at " +
   "from txcoord_markers where gtrid like :1 escape '!' order by created_at, gtrid fetch first :2 rows only";
 
+/** Whether txcoord_barrier exists (n = 1): the barrier sweep must not create it. */
+export const BARRIER_EXISTS = "select count(*) as n from user_tables where table_name = 'TXCOORD_BARRIER'";
+
+/**
+ * Deletes the barrier rows whose gid is in [:1, :2), compared by bytes (NLS_SORT=BINARY) even
+ * in a session whose NLS_COMP is LINGUISTIC.
+ */
+export const DELETE_BARRIERS =
+  "delete from txcoord_barrier where nlssort(gid, 'NLS_SORT=BINARY') >= nlssort(:1, 'NLS_SORT=BINARY') " +
+  "and nlssort(gid, 'NLS_SORT=BINARY') < nlssort(:2, 'NLS_SORT=BINARY')";
+
 /** Oracle allows at most 1000 expressions in an IN list. */
 export const DELETE_BATCH = 500;
 

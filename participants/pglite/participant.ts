@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { fromPgGid, type Xid } from '../../coordinator/xid.js';
-import type { Branch, Capabilities, LocalTxStatus, MarkerRow, Participant, ResolveResult } from '../participant.js';
-import { checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
+import type { BarrierRange, Branch, Capabilities, LocalTxStatus, MarkerRow, Participant, ResolveResult } from '../participant.js';
+import { checkBarrierRange, checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
 import { PgliteBranch } from './branch.js';
 import type { PgliteDriver, PgliteOpener } from './driver.js';
 import { classifyPgliteError, fact, poolTimeout, queryFailed, recoveryRequired, unavailable } from './errors.js';
@@ -152,6 +152,16 @@ export class PgliteParticipant implements Participant {
     await this.#withConnection(async (driver) => {
       if (this.#prepared.total > 0) throw recoveryRequired(this.name, this.#prepared.total, this.#prepared.foreign);
       await this.#run(driver, sql.DELETE_MARKERS, [[...gtrids]]);
+    });
+  }
+
+  /** Deletes the barrier rows in `range` (autocommit); refused while recovery is required, as for markers. */
+  async deleteBarriers(range: BarrierRange): Promise<number> {
+    checkBarrierRange(this.name, range);
+    return this.#withConnection(async (driver) => {
+      if ((await this.#run(driver, sql.BARRIER_EXISTS)).rows[0]?.['present'] !== true) return 0;
+      if (this.#prepared.total > 0) throw recoveryRequired(this.name, this.#prepared.total, this.#prepared.foreign);
+      return (await this.#run(driver, sql.DELETE_BARRIERS, [range.from, range.before])).affectedRows ?? 0;
     });
   }
 
@@ -342,7 +352,7 @@ export class PgliteParticipant implements Participant {
     return driver;
   }
 
-  async #run(driver: PgliteDriver, statement: string, params?: unknown[]): Promise<{ rows: Record<string, unknown>[] }> {
+  async #run(driver: PgliteDriver, statement: string, params?: unknown[]): Promise<{ rows: Record<string, unknown>[]; affectedRows?: number }> {
     try {
       return await driver.query(statement, params);
     } catch (err) {

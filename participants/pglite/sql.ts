@@ -63,4 +63,6 @@ export {
   SELECT_BARRIER,
   LIST_MARKERS,
   DELETE_MARKERS,
+  BARRIER_EXISTS,
+  DELETE_BARRIERS,
 } from '../postgres/sql.js';

@@ -1,18 +1,20 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { fromPgGid, toPgGid, xidKey, type Xid } from '../../coordinator/xid.js';
-import type { Capabilities, LocalTxStatus, MarkerRow, Participant, ResolveResult } from '../participant.js';
-import { checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
+import type { BarrierRange, Capabilities, LocalTxStatus, MarkerRow, Participant, ResolveResult } from '../participant.js';
+import { checkBarrierRange, checkGtrid, isMarkerOutcome, markerPrefixPattern } from '../bookkeeping.js';
 import { onceUntilFailure } from '../once-until-failure.js';
 import { PooledSessions } from '../pooled-sessions.js';
 import { PostgresBranch, type PostgresBranchHost } from './branch.js';
 import type { PgClient, PgPool, PgResult } from './driver.js';
 import { classifyPgError, type PgErrorClass } from './errors.js';
 import {
+  BARRIER_EXISTS,
   BEGIN,
   BOOKKEEPING_EXISTS,
   CREATE_BARRIER,
   CREATE_MARKERS,
+  DELETE_BARRIERS,
   DELETE_MARKERS,
   LIST_MARKERS,
   LIST_PREPARED,
@@ -155,6 +157,15 @@ export class PostgresParticipant implements Participant {
     if (gtrids.length === 0) return;
     await this.ensureBookkeeping();
     await this.sessions.use('delete markers', (client) => client.query(DELETE_MARKERS, [[...gtrids]]));
+  }
+
+  /** Deletes the barrier rows in `range` in one autocommit statement on a pooled client. */
+  async deleteBarriers(range: BarrierRange): Promise<number> {
+    checkBarrierRange(this.name, range);
+    return this.sessions.use('delete barrier rows', async (client) => {
+      if (lastOf(await client.query(BARRIER_EXISTS))?.rows[0]?.present !== true) return 0;
+      return lastOf(await client.query(DELETE_BARRIERS, [range.from, range.before]))?.rowCount ?? 0;
+    });
   }
 
   /**

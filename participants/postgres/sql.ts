@@ -103,3 +103,12 @@ export const LIST_MARKERS = `select gtrid, outcome, round(extract(epoch from cre
 
 /** Deletes the markers whose gtrid is in the array $1. */
 export const DELETE_MARKERS = 'delete from txcoord_markers where gtrid = any($1::varchar[])';
+
+/** Whether txcoord_barrier exists: the barrier sweep must not create it. */
+export const BARRIER_EXISTS = "select to_regclass('txcoord_barrier') is not null as present";
+
+/**
+ * Deletes the barrier rows whose gid is in [$1, $2). Compared in collation "C" (bytes): a
+ * linguistic collation that skips punctuation would let `txc1.c10.…` fall in the range of `c1`.
+ */
+export const DELETE_BARRIERS = 'delete from txcoord_barrier where gid collate "C" >= $1 and gid collate "C" < $2';

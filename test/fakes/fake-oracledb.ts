@@ -9,6 +9,8 @@ import {
   BOOKKEEPING_EXISTS,
   CREATE_BARRIER,
   CREATE_MARKERS,
+  BARRIER_EXISTS,
+  DELETE_BARRIERS,
   INSERT_BARRIER,
   INSERT_MARKER,
   LIST_MARKERS,
@@ -368,6 +370,15 @@ export class FakeOracleConnection implements OracleConnection {
         .slice(0, Number(binds[1]))
         .map(([g, m]) => ({ GTRID: g, OUTCOME: m.outcome, CREATED_AT: new Date(m.createdAt).toISOString() }));
       return { rows };
+    }
+    if (sql === BARRIER_EXISTS) return { rows: [{ N: s.tables.has('txcoord_barrier') ? 1 : 0 }] };
+    if (sql === DELETE_BARRIERS) {
+      let n = 0;
+      for (const key of [...s.barriers.keys()]) {
+        const gid = key.split('|')[0] ?? '';
+        if (gid >= String(binds[0]) && gid < String(binds[1]) && s.barriers.delete(key)) n++;
+      }
+      return { rowsAffected: n };
     }
     if (/^delete from txcoord_markers where gtrid in/.test(sql)) {
       let n = 0;

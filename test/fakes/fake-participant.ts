@@ -1,4 +1,4 @@
-import type { BarrierRow, Branch, LocalTxStatus, MarkerOutcome, MarkerRow, Participant, QueryResult, ResolveResult } from '../../participants/participant.js';
+import type { BarrierRange, BarrierRow, Branch, LocalTxStatus, MarkerOutcome, MarkerRow, Participant, QueryResult, ResolveResult } from '../../participants/participant.js';
 import { TxcError } from '../../coordinator/errors.js';
 import { xidKey, type Xid } from '../../coordinator/xid.js';
 
@@ -258,6 +258,15 @@ export class FakeParticipant implements Participant {
 
   async deleteMarkers(gtrids: readonly string[]): Promise<void> {
     for (const g of gtrids) this.db.markers.delete(g);
+  }
+
+  async deleteBarriers(range: BarrierRange): Promise<number> {
+    let n = 0;
+    for (const key of [...this.db.barrier.keys()]) {
+      const gid = key.split('|')[0] ?? '';
+      if (gid >= range.from && gid < range.before && this.db.barrier.delete(key)) n++;
+    }
+    return n;
   }
 
   async listInDoubt(): Promise<Xid[]> {

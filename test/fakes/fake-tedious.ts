@@ -14,6 +14,8 @@ import {
   BOOKKEEPING_PERMISSIONS,
   ENSURE_BARRIER,
   ENSURE_MARKERS,
+  BARRIER_EXISTS,
+  DELETE_BARRIERS,
   INSERT_BARRIER,
   INSERT_MARKER,
   LIST_MARKERS,
@@ -252,6 +254,15 @@ export class FakeTediousServer {
       }
       default:
         break;
+    }
+    if (sql === BARRIER_EXISTS) return { rows: [{ present: this.tables.barrier ? 1 : 0 }] };
+    if (sql === DELETE_BARRIERS) {
+      let n = 0;
+      for (const key of [...this.barriers.keys()]) {
+        const gid = key.split('|')[0] ?? '';
+        if (gid >= String(values[0]) && gid < String(values[1]) && this.barriers.delete(key)) n++;
+      }
+      return { rowCount: n };
     }
     if (sql.startsWith('delete from txcoord_markers where gtrid in (')) {
       let n = 0;

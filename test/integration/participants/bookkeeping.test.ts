@@ -11,7 +11,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TxcError } from '../../../coordinator/errors.js';
-import { branchXid, newGtrid, toMysqlXid, type Xid } from '../../../coordinator/xid.js';
+import { barrierRangeBefore, branchXid, newGtrid, toMysqlXid, type Xid } from '../../../coordinator/xid.js';
 import { createMysqlParticipant } from '../../../participants/mysql/index.js';
 import type { BarrierRow, Branch, MarkerOutcome, Participant } from '../../../participants/participant.js';
 import { createPgliteParticipant } from '../../../participants/pglite/index.js';
@@ -207,6 +207,28 @@ function sharedCases(kind: string, opts: SharedOptions): void {
       const third = await local();
       expect(await third.insertBarrier!({ gid, step: 'credit', op: 'action', origin: 'compensate' })).toBe('action');
       await third.rollback();
+    });
+
+    it('deleteBarriers removes exactly one coordinator\'s sagas started before a time, never a longer id sharing the prefix', async () => {
+      const at = (coord: string, ms: number) => `txc1.${coord}.${ms.toString(16).padStart(12, '0')}7000800000000000000${RUN.length}`.slice(0, `txc1.${coord}.`.length + 32);
+      const t0 = 1_700_000_000_000;
+      const mine = RUN;
+      const longer = `${RUN}0`;
+      const rows = [at(mine, t0), at(mine, t0 + 1000), at(mine, t0 + 5000), at(longer, t0), at(longer, t0 + 1000)];
+      const b = await local();
+      for (const gid of rows) expect(await b.insertBarrier!({ gid, step: 'debit', op: 'action', origin: 'action' })).toBe('inserted');
+      await b.commitOnePhase();
+      const p = opts.target().twoPhase;
+      const range = barrierRangeBefore(mine, t0 + 2000);
+      expect(await p.deleteBarriers!(range)).toBe(2);
+      expect(await p.deleteBarriers!(range)).toBe(0);
+      // What is left answers as still there: the newer saga of this coordinator and both of the other's.
+      const check = await local();
+      for (const gid of [rows[2]!, rows[3]!, rows[4]!]) expect(await check.insertBarrier!({ gid, step: 'debit', op: 'action', origin: 'compensate' })).toBe('action');
+      for (const gid of [rows[0]!, rows[1]!]) expect(await check.insertBarrier!({ gid, step: 'debit', op: 'action', origin: 'compensate' })).toBe('inserted');
+      await check.rollback();
+      expect(await p.deleteBarriers!(barrierRangeBefore(longer, t0 + 2000))).toBe(2);
+      await expect(p.deleteBarriers!({ from: 'txc1.x.', before: "txc1.x.' or 1=1" })).rejects.toSatisfy((e: unknown) => TxcError.is(e, 'TXC_ID_INVALID'));
     });
 
     it('takes 128 characters of any script (4-byte ones too) and refuses 129 or a trailing space', async () => {

@@ -22,6 +22,7 @@ const report = (extra: Partial<RecoveryReport> = {}): RecoveryReport => ({
   failures: [],
   sagas: { resumed: 0, committed: 0, compensated: 0, failed: 0, remaining: [] },
   markersRemoved: 0,
+  barrierRowsRemoved: 0,
   ...extra,
 });
 

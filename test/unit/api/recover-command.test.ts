@@ -14,7 +14,7 @@ function fakeCoordinator(branches: number, report: Partial<RecoveryReport> = {})
     async recover(options: RecoverOptions = {}) {
       calls.push(options);
       for (let i = 1; i <= branches; i++) options.onProgress?.(i, branches);
-      return { committed: branches, rolledBack: 0, ended: branches, heuristic: [], remaining: [], failures: [], sagas: { resumed: 0, committed: 0, compensated: 0, failed: 0, remaining: [] }, markersRemoved: 0, ...report };
+      return { committed: branches, rolledBack: 0, ended: branches, heuristic: [], remaining: [], failures: [], sagas: { resumed: 0, committed: 0, compensated: 0, failed: 0, remaining: [] }, markersRemoved: 0, barrierRowsRemoved: 0, ...report };
     },
     transaction: () => Promise.reject(new Error('not used')),
     saga: () => Promise.reject(new Error('not used')),

@@ -55,7 +55,7 @@ describe('in-doubt rendering', () => {
 });
 
 describe('recover rendering', () => {
-  const report: RecoveryReport = { committed: 2, rolledBack: 1, ended: 2, heuristic: [], remaining: [], failures: [], sagas: { resumed: 0, committed: 0, compensated: 0, failed: 0, remaining: [] }, markersRemoved: 0 };
+  const report: RecoveryReport = { committed: 2, rolledBack: 1, ended: 2, heuristic: [], remaining: [], failures: [], sagas: { resumed: 0, committed: 0, compensated: 0, failed: 0, remaining: [] }, markersRemoved: 0, barrierRowsRemoved: 0 };
 
   it('summarises a clean pass', () => {
     const text = renderRecovery(report, 'me', false);
@@ -92,7 +92,7 @@ describe('recover rendering', () => {
     const json = recoveryJson({ ...report, remaining: branches }, 'me', true) as { remaining: { action: string }[]; dryRun: boolean };
     expect(json.dryRun).toBe(true);
     expect(json.remaining.map((b) => b.action)).toEqual(['commit', 'leave (owned by other)']);
-    expect(Object.keys(json)).toEqual(['coordinatorId', 'dryRun', 'committed', 'rolledBack', 'ended', 'heuristic', 'remaining', 'failures', 'sagas', 'markersRemoved']);
+    expect(Object.keys(json)).toEqual(['coordinatorId', 'dryRun', 'committed', 'rolledBack', 'ended', 'heuristic', 'remaining', 'failures', 'sagas', 'markersRemoved', 'barrierRowsRemoved']);
   });
 });
 

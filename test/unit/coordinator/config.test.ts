@@ -45,6 +45,8 @@ describe('configuration', () => {
     expect(fieldOf(() => validateConfig({ ...good, participants: { x: { driver: 'mysql', uri: 'u', pool: { max: 0 } } } }))).toBe('participants.x.pool.max');
     expect(fieldOf(() => validateConfig({ ...good, participants: {} }))).toBe('participants');
     expect(fieldOf(() => validateConfig({ ...good, prepareTimout: 5 }))).toBe('prepareTimout');
+    expect(fieldOf(() => validateConfig({ ...good, barrierRetentionMs: -1 }))).toBe('barrierRetentionMs');
+    expect(validateConfig({ ...good, barrierRetentionMs: 3_600_000 }).barrierRetentionMs).toBe(3_600_000);
   });
 
   it('substitutes ${ENV} in strings and fails naming the field when a variable is missing', async () => {

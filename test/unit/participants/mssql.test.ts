@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { ISOLATION_LEVEL } from 'tedious';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TxcError } from '../../../coordinator/errors.js';
-import { branchXid, newGtrid, type Xid } from '../../../coordinator/xid.js';
+import { barrierRangeBefore, branchXid, newGtrid, type Xid } from '../../../coordinator/xid.js';
 import type { Branch } from '../../../participants/participant.js';
 import { READ_COMMITTED, tediousConnectionConfig } from '../../../participants/mssql/connection-config.js';
 import { classifyMssqlError } from '../../../participants/mssql/errors.js';
@@ -10,7 +10,7 @@ import { createMssqlParticipant } from '../../../participants/mssql/index.js';
 import { tediousParameter } from '../../../participants/mssql/parameters.js';
 import { MssqlParticipant } from '../../../participants/mssql/participant.js';
 import { createSessionPool } from '../../../participants/mssql/pool.js';
-import { INSERT_MARKER, LIST_MARKERS, WRITE_CHECK } from '../../../participants/mssql/sql.js';
+import { DELETE_BARRIERS, INSERT_MARKER, LIST_MARKERS, WRITE_CHECK } from '../../../participants/mssql/sql.js';
 import { FAKE_TYPES, FakeTediousServer, serverError, tediousError } from '../../fakes/fake-tedious.js';
 
 const logger = pino({ level: 'silent' });
@@ -482,6 +482,20 @@ describe('SQL Server participant (fake tedious)', () => {
       const deletes = server.statements.filter((s) => s.sql.startsWith('delete from txcoord_markers'));
       expect(deletes.map((d) => d.values.length)).toEqual([500, 500, 101]);
       expect([...server.markers.keys()].sort()).toEqual(['txc1.aXb.3', 'txc1.a_b.2']);
+    });
+
+    it('deleteBarriers: nothing (and no table created) while the table is missing, then the rows of the range, compared by bytes', async () => {
+      const { server, participant } = setup();
+      const range = barrierRangeBefore('c1', 0x2000);
+      expect(await participant.deleteBarriers?.(range)).toBe(0);
+      expect(server.tables.barrier).toBe(false);
+      server.tables.barrier = true;
+      for (const gid of ['txc1.c1.000000001000aa', 'txc1.c1.000000003000aa', 'txc1.c10.000000001000aa']) server.barriers.set(`${gid}|s|action`, 'action');
+      expect(await participant.deleteBarriers?.(range)).toBe(1);
+      expect([...server.barriers.keys()].sort()).toEqual(['txc1.c1.000000003000aa|s|action', 'txc1.c10.000000001000aa|s|action']);
+      const sent = server.statements.find((s) => s.sql === DELETE_BARRIERS);
+      expect(sent?.values).toEqual(['txc1.c1.', 'txc1.c1.000000002000']);
+      await expect(participant.deleteBarriers?.({ from: 'txc1.c1.', before: 'txc1.c2.000000002000' })).rejects.toSatisfy((e: unknown) => TxcError.is(e, 'TXC_ID_INVALID'));
     });
   });
 

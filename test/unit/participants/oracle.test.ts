@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { TxcError } from '../../../coordinator/errors.js';
-import { branchXid, newGtrid, TXC_FORMAT_ID, type Xid } from '../../../coordinator/xid.js';
+import { barrierRangeBefore, branchXid, newGtrid, TXC_FORMAT_ID, type Xid } from '../../../coordinator/xid.js';
 import { classifyOracleError } from '../../../participants/oracle/errors.js';
 import { createOracleParticipant, oraclePoolAttributes } from '../../../participants/oracle/index.js';
 import { OracleParticipant } from '../../../participants/oracle/participant.js';
@@ -525,6 +525,17 @@ describe('Oracle participant (fake driver)', () => {
       await participant.deleteMarkers(mine as string[]);
       expect([...server.markers.keys()]).toEqual([other]);
       await participant.deleteMarkers([]);
+    });
+
+    it('deleteBarriers: nothing while the table is missing (never creates it), then the rows of the range', async () => {
+      const { server, participant } = setup();
+      const range = barrierRangeBefore('c1', 0x2000);
+      expect(await participant.deleteBarriers(range)).toBe(0);
+      expect(server.tables.has('txcoord_barrier')).toBe(false);
+      await participant.ensureBookkeeping();
+      for (const gid of ['txc1.c1.000000001000aa', 'txc1.c1.000000003000aa', 'txc1.c10.000000001000aa']) server.barriers.set(`${gid}|s|action`, 'action');
+      expect(await participant.deleteBarriers(range)).toBe(1);
+      expect([...server.barriers.keys()].sort()).toEqual(['txc1.c1.000000003000aa|s|action', 'txc1.c10.000000001000aa|s|action']);
     });
   });
 });

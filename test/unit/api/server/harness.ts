@@ -207,6 +207,7 @@ export class FakeCoordinator implements Coordinator {
     return {
       sagas: { resumed: 0, committed: 0, compensated: 0, failed: 0, remaining: [] },
       markersRemoved: 0,
+      barrierRowsRemoved: 0,
       committed: 0,
       rolledBack: 0,
       ended: 0,
