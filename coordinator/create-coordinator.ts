@@ -8,6 +8,7 @@ import { systemClock } from './clock.js';
 import { validateConfig } from './config.js';
 import { TxcError } from './errors.js';
 import { createDefaultLogger } from './logger.js';
+import { markerHoldersOf } from './in-doubt-decision.js';
 import { listInDoubt, recoverOnce } from './recovery.js';
 import { runTransaction, type BackgroundWork } from './run-transaction.js';
 import { SagaEngine } from '../sagas/saga-engine.js';
@@ -85,7 +86,7 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
       throw new TxcError('TXC_CONFIG_INVALID', `Config field \`decisionIn\` names ${config.decisionIn}, which cannot hold commit markers (it has no local transactions)`, { details: { field: 'decisionIn' } });
     }
   }
-  const markerHolders = [...new Set([...oneFirst, ...(config.decisionIn !== undefined ? [config.decisionIn] : [])])];
+  const markerHolders = markerHoldersOf(participants.values(), config.decisionIn);
   await Promise.all(
     markerHolders.map((n) =>
       participants

@@ -3,8 +3,9 @@ import { TxcError } from './errors.js';
 import { commitBranch, confirmFinished, endCommitted } from './phase-two.js';
 import type { Runtime } from './runtime.js';
 import type { HeuristicReport, InDoubtBranch, RecoverOptions, RecoveryReport } from './types.js';
-import { barrierRangeBefore, coordinatorOf, gtridTime, markerParticipantOf, TXC_FORMAT_ID, xidKey, type Xid } from './xid.js';
+import { barrierRangeBefore, coordinatorOf, gtridTime, TXC_FORMAT_ID, xidKey, type Xid } from './xid.js';
 import { settleMarker } from './commit-marker.js';
+import { inDoubtDecision, markerCandidatesOf } from './in-doubt-decision.js';
 import { isSharedLog, type SharedDecisionLog } from '../log/decision-log.js';
 import type { SagaRecoveryReport } from './types.js';
 
@@ -41,25 +42,20 @@ function committedByGtrid(rt: Runtime): Map<string, CommitRecord> {
 
 /** Participants whose commit marker could decide `xid`: the one its qualifier names, and every configured holder. */
 export function markerCandidates(rt: Runtime, xid: Pick<Xid, 'bqual'>): string[] {
-  const named = markerParticipantOf(xid);
-  const all = new Set([...(named !== undefined ? [named] : []), ...rt.markerHolders]);
-  return [...all];
+  return markerCandidatesOf(xid, rt.markerHolders);
 }
 
 function describe(rt: Runtime, participant: string, xid: Xid, committed: ReadonlyMap<string, CommitRecord>, owned: ReadonlySet<string>): InDoubtBranch {
   const owner = coordinatorOf(xid.gtrid) ?? '';
   const t = gtridTime(xid.gtrid);
-  const markers = markerCandidates(rt, xid);
   // A transaction taken over from a dead process is decided by the record now in our live set.
-  const ours = owned.has(owner) || committed.has(xid.gtrid);
-  const decision = !ours ? 'unknown' : committed.has(xid.gtrid) ? 'commit' : markers.length > 0 ? 'marker' : 'rollback';
+  const decided = inDoubtDecision(xid, { committed: committed.has(xid.gtrid), ours: owned.has(owner), markerHolders: rt.markerHolders });
   return {
     participant,
     gtrid: xid.gtrid,
     bqual: xid.bqual,
     coordinatorId: owner,
-    decision,
-    ...(decision === 'marker' ? { markerIn: markers } : {}),
+    ...decided,
     inFlight: rt.inFlight.has(xid.gtrid),
     ...(t !== undefined ? { ageMs: Math.max(0, rt.clock.now() - t) } : {}),
   };

@@ -1,9 +1,11 @@
 import { loadConfigFile } from '../../coordinator/config.js';
 import { createDefaultLogger } from '../../coordinator/logger.js';
 import type { CoordinatorConfig } from '../../coordinator/types.js';
-import { coordinatorOf, gtridTime, markerParticipantOf } from '../../coordinator/xid.js';
+import { inDoubtDecision, markerHoldersOf } from '../../coordinator/in-doubt-decision.js';
+import { coordinatorOf, gtridTime } from '../../coordinator/xid.js';
 import { inspectLogDir } from '../../log/file/inspect-log.js';
 import type { CommitRecord, LogRecord, SagaRecord } from '../../log/log-record.js';
+import type { Participant } from '../../participants/participant.js';
 import { createParticipant } from '../../participants/registry.js';
 import { EXIT, type ExitCode } from '../exit-codes.js';
 import { formatAge, formatJson, plural, renderTable, type CliIO } from '../output.js';
@@ -57,22 +59,32 @@ export async function collectStatus(config: CoordinatorConfig, now = Date.now())
   const logger = createDefaultLogger('silent');
   const inDoubt: StatusBranch[] = [];
   const failures: { participant: string; message: string }[] = [];
-  await Promise.all(
+  const created = await Promise.all(
     Object.entries(config.participants).map(async ([name, pc]) => {
       try {
-        const p = await createParticipant(name, pc, { logger });
-        try {
-          for (const xid of await p.listInDoubt()) {
-            const owner = coordinatorOf(xid.gtrid) ?? '';
-            const t = gtridTime(xid.gtrid);
-            const decision = commits.has(xid.gtrid) ? 'commit' : owner !== config.id ? 'unknown' : markerParticipantOf(xid) ? 'marker' : 'rollback';
-            inDoubt.push({ participant: name, gtrid: xid.gtrid, bqual: xid.bqual, coordinatorId: owner, decision, ...(t !== undefined ? { ageMs: now - t } : {}) });
-          }
-        } finally {
-          await p.close();
-        }
+        return await createParticipant(name, pc, { logger });
       } catch (err) {
         failures.push({ participant: name, message: (err as Error).message });
+        return undefined;
+      }
+    }),
+  );
+  const participants = created.filter((p): p is Participant => p !== undefined);
+  // The same decision recovery would take (inDoubtDecision), with the same marker holders.
+  const markerHolders = markerHoldersOf(participants, config.decisionIn);
+  await Promise.all(
+    participants.map(async (p) => {
+      try {
+        for (const xid of await p.listInDoubt()) {
+          const owner = coordinatorOf(xid.gtrid) ?? '';
+          const t = gtridTime(xid.gtrid);
+          const { decision } = inDoubtDecision(xid, { committed: commits.has(xid.gtrid), ours: owner === config.id, markerHolders });
+          inDoubt.push({ participant: p.name, gtrid: xid.gtrid, bqual: xid.bqual, coordinatorId: owner, decision, ...(t !== undefined ? { ageMs: now - t } : {}) });
+        }
+      } catch (err) {
+        failures.push({ participant: p.name, message: (err as Error).message });
+      } finally {
+        await p.close();
       }
     }),
   );
