@@ -101,6 +101,8 @@ function codeForStatus(status: number): TxcErrorCode {
       return 'TXC_FORBIDDEN';
     case 404:
       return 'TXC_NOT_FOUND';
+    case 421:
+      return 'TXC_WRONG_INSTANCE';
     case 409:
       return 'TXC_TRANSACTION_CLOSED';
     default:

@@ -58,6 +58,8 @@ export const ERROR_CODES = {
   TXC_BAD_REQUEST: 'The request is malformed (the field is named above): fix the request; nothing was done.',
   TXC_UNAUTHORIZED: 'The request has no valid `Authorization: Bearer <token>` header: send a token from the server config `api.tokens`.',
   TXC_FORBIDDEN: 'This token may not use this route (admin routes need an admin token): use an admin token from `api.tokens`.',
+  TXC_WRONG_INSTANCE:
+    'The transaction was begun by another coordinator instance (its id names that coordinator): send every request of a client-driven transaction to the instance that began it, for example by routing on the coordinator id inside the transaction id.',
   TXC_SCAN_INCOMPLETE:
     'Some participants could not be listed (named above), so a list of what is in doubt would be incomplete: bring them back and ask again, or pass `{ allowPartial: true }` to get what could be listed.',
   TXC_UNSUPPORTED: 'The participant does not support that operation: see the README table of what each driver can do.',

@@ -6,7 +6,7 @@ import { TxcError } from './errors.js';
 import { commitBranch, endCommitted, retryPhaseTwo } from './phase-two.js';
 import type { Runtime } from './runtime.js';
 import type { ExternalBeginOptions, ExternalTransactions, HeuristicReport } from './types.js';
-import { branchXid, newGtrid, toMysqlXid, toPgGid, xidKey, type Xid } from './xid.js';
+import { branchXid, coordinatorOf, newGtrid, toMysqlXid, toPgGid, xidKey, type Xid } from './xid.js';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const MAX_TIMEOUT_MS = 3_600_000;
@@ -89,7 +89,9 @@ export class ExternalTransactionManager implements ExternalTransactions {
   }
 
   get(id: string): TransactionView | undefined {
-    return this.entries.get(id)?.view;
+    const e = this.entries.get(id);
+    if (!e) this.refuseOtherInstance(id);
+    return e?.view;
   }
 
   private async addBranchNow(entry: Entry, participant: string): Promise<WireBranch> {
@@ -203,8 +205,22 @@ export class ExternalTransactionManager implements ExternalTransactions {
 
   private known(id: string): Entry {
     const e = this.entries.get(id);
-    if (!e) throw new TxcError('TXC_NOT_FOUND', `No client-driven transaction ${id} is known here`, { details: { id } });
-    return e;
+    if (e) return e;
+    this.refuseOtherInstance(id);
+    throw new TxcError('TXC_NOT_FOUND', `No client-driven transaction ${id} is known here`, { details: { id } });
+  }
+
+  /**
+   * Client-driven transactions live in the memory of the instance that began them; behind a load
+   * balancer, a request for another's gets TXC_WRONG_INSTANCE naming it rather than "not found".
+   */
+  private refuseOtherInstance(id: string): void {
+    const owner = coordinatorOf(id);
+    if (owner !== undefined && owner !== this.rt.id) {
+      throw new TxcError('TXC_WRONG_INSTANCE', `Transaction ${id} was begun by coordinator ${owner}, not by this instance (${this.rt.id})`, {
+        details: { id, coordinatorId: owner },
+      });
+    }
   }
 
   private active(id: string): Entry {

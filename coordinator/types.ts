@@ -277,7 +277,10 @@ export interface ExternalTransactions {
   /** Every branch must be prepared: if one is not, everything is rolled back (TXC_PREPARE_FAILED). */
   commit(id: string): Promise<CommitAnswer>;
   abort(id: string, reason?: string): Promise<AbortAnswer>;
-  /** The transaction, while this process remembers it (active, or recently decided). */
+  /**
+   * The transaction, while this process remembers it (active, or recently decided); throws
+   * TXC_WRONG_INSTANCE for one another coordinator instance began (as commit and abort do).
+   */
   get(id: string): TransactionView | undefined;
 }
 

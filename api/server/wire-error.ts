@@ -20,6 +20,8 @@ export const STATUS_OF_CODE: Readonly<Partial<Record<TxcErrorCode, number>>> = {
   TXC_UNAUTHORIZED: 401,
   TXC_FORBIDDEN: 403,
   TXC_NOT_FOUND: 404,
+  // 421 Misdirected Request: this instance cannot answer for that transaction; its owner can.
+  TXC_WRONG_INSTANCE: 421,
   TXC_RESOLVE_REFUSED: 409,
   TXC_PREPARE_FAILED: 409,
   TXC_TRANSACTION_CLOSED: 409,

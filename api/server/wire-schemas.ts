@@ -378,6 +378,7 @@ const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
   404: 'TXC_NOT_FOUND',
   409: 'TXC_PREPARE_FAILED, TXC_TRANSACTION_CLOSED or TXC_RESOLVE_REFUSED',
   413: 'TXC_BAD_REQUEST: body larger than api.bodyLimitBytes',
+  421: 'TXC_WRONG_INSTANCE: another instance began this transaction (details.coordinatorId); send its requests there',
   415: 'TXC_BAD_REQUEST: Content-Type other than application/json',
   500: 'Any other TXC_* code (generic message), or TXC_INTERNAL',
   503: 'TXC_PARTICIPANT_UNAVAILABLE, TXC_POOL_TIMEOUT or TXC_COORDINATOR_CLOSED (Retry-After: 1)',

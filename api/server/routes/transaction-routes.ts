@@ -86,7 +86,7 @@ export function transactionRoutes(app: FastifyInstance, deps: RouteDeps): void {
         params: idParams,
         body: addBranchRequest,
         querystring: noQuery,
-        response: { 201: wireBranch, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 500, 503) },
+        response: { 201: wireBranch, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 421, 500, 503) },
       },
     },
     async (req, reply) => {
@@ -107,7 +107,7 @@ export function transactionRoutes(app: FastifyInstance, deps: RouteDeps): void {
         params: idParams,
         body: commitRequest,
         querystring: noQuery,
-        response: { 200: commitAnswer, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 500, 503) },
+        response: { 200: commitAnswer, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 421, 500, 503) },
       },
     },
     async (req) => {
@@ -132,7 +132,7 @@ export function transactionRoutes(app: FastifyInstance, deps: RouteDeps): void {
         params: idParams,
         body: abortRequest,
         querystring: noQuery,
-        response: { 200: abortAnswer, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 500, 503) },
+        response: { 200: abortAnswer, ...errorResponses(400, 401, 403, 404, 409, 413, 415, 421, 500, 503) },
       },
     },
     async (req) => {
@@ -150,7 +150,7 @@ export function transactionRoutes(app: FastifyInstance, deps: RouteDeps): void {
         summary: 'A client-driven transaction, while this process remembers it',
         params: idParams,
         querystring: noQuery,
-        response: { 200: transactionView, ...errorResponses(400, 401, 403, 404, 500) },
+        response: { 200: transactionView, ...errorResponses(400, 401, 403, 404, 421, 500) },
       },
     },
     async (req) => {

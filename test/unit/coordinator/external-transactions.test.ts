@@ -69,6 +69,18 @@ describe('client-driven two-phase commit', () => {
     await expect(coord.external.commit('txc1.mixed.0190a1b2c3d47e5f8a9b0c1d2e3f4a5b')).rejects.toMatchObject({ code: 'TXC_NOT_FOUND' });
     await coord.close();
   });
+
+  it("another instance's transaction is refused naming its owner, not as unknown", async () => {
+    const w = mixedWorld();
+    const coord = await w.coordinator();
+    const elsewhere = 'txc1.svc-2.0190a1b2c3d47e5f8a9b0c1d2e3f4a5b';
+    for (const call of [() => coord.external.commit(elsewhere), () => coord.external.abort(elsewhere)]) {
+      await expect(call()).rejects.toMatchObject({ code: 'TXC_WRONG_INSTANCE', details: { coordinatorId: 'svc-2' } });
+    }
+    expect(() => coord.external.get(elsewhere)).toThrow(expect.objectContaining({ code: 'TXC_WRONG_INSTANCE' }));
+    expect(coord.external.get('txc1.mixed.0190a1b2c3d47e5f8a9b0c1d2e3f4a5b')).toBeUndefined();
+    await coord.close();
+  });
 });
 
 describe('resolving in-doubt branches by hand', () => {

@@ -204,6 +204,18 @@ describe('routes over a real coordinator', () => {
     expect(errorOf(refused).code).toBe('TXC_TWO_PHASE_UNSUPPORTED');
   });
 
+  it("client-driven 2PC: another instance's transaction is 421 TXC_WRONG_INSTANCE naming it, on every route", async () => {
+    const w = await world();
+    const other = 'txc1.http-2.0190a1b2c3d47e5f8a9b0c1d2e3f4a5b';
+    for (const [method, url] of [['GET', ''], ['POST', '/commit'], ['POST', '/abort']] as const) {
+      const res = await w.app.inject({ method, url: `/v1/transactions/${other}${url}`, headers: client, ...(method === 'POST' ? { payload: {} } : {}) });
+      expect(res.statusCode).toBe(421);
+      expect(res.json()).toMatchObject({ error: { code: 'TXC_WRONG_INSTANCE', details: { coordinatorId: 'http-2' } } });
+    }
+    const own = await w.app.inject({ method: 'GET', url: '/v1/transactions/txc1.http.0190a1b2c3d47e5f8a9b0c1d2e3f4a5b', headers: client });
+    expect(own.statusCode).toBe(404);
+  });
+
   it('in-doubt: lists a prepared branch, refuses a resolution against the log, accepts it forced', async () => {
     const w = await world();
     // A branch left prepared by a crashed run of this coordinator: no commit record, and c and d
