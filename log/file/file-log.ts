@@ -8,7 +8,7 @@ import type { LiveSet } from '../live-set.js';
 import type { LogRecord } from '../log-record.js';
 import { fdatasyncFd, fsyncDir, writeFully, type SyncFn } from './durable-io.js';
 import { acquireDirLock, type DirLock } from './lock-file.js';
-import { encodeRecord } from './record-framing.js';
+import { FRAME_HEADER_BYTES, recordPayload, writeFrame, type RecordPayload } from './record-framing.js';
 import { recoverLogDir, unlinkIfPresent, type ActiveSegment, type RecoveredLogDir } from './recover-log-dir.js';
 import { createAppendSegment, writeSnapshotSegment } from './segment-io.js';
 import { MAGIC_BYTES, segmentFileName, tmpSegmentFileName } from './segment-file.js';
@@ -110,9 +110,13 @@ export async function openFileLog(config: FileLogConfig, opts: FileLogOptions = 
   }
 }
 
+/** Size of the reused batch buffer; a batch larger than SCRATCH_KEEP_BYTES gets one of its own once. */
+const SCRATCH_INITIAL_BYTES = 64 * 1024;
+const SCRATCH_KEEP_BYTES = 4 * 1024 * 1024;
+
 interface PendingAppend {
   readonly record: LogRecord;
-  readonly bytes: Buffer;
+  readonly payload: RecordPayload;
   readonly force: boolean;
   resolve(): void;
   reject(err: unknown): void;
@@ -178,6 +182,8 @@ class FileLog implements FileDecisionLog {
   private compactionsInFlight = 0;
 
   private counters = { appends: 0, batches: 0, fsyncs: 0, compactions: 0 };
+  /** The batch being written; reused (see writeBatch). */
+  private scratch: Buffer = Buffer.allocUnsafe(SCRATCH_INITIAL_BYTES);
 
   constructor(parts: FileLogParts) {
     this.dir = parts.dir;
@@ -194,9 +200,9 @@ class FileLog implements FileDecisionLog {
   append(record: LogRecord, force: boolean): Promise<void> {
     if (this.closing) return Promise.reject(this.closedError());
     if (this.poisoned) return Promise.reject(this.poisonedError());
-    let bytes: Buffer;
+    let payload: RecordPayload;
     try {
-      bytes = encodeRecord(record);
+      payload = recordPayload(record);
     } catch (cause) {
       return Promise.reject(
         new TxcError('TXC_LOG_IO', `the record for gtrid ${record.gtrid} cannot be encoded`, {
@@ -206,7 +212,7 @@ class FileLog implements FileDecisionLog {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ record, bytes, force, resolve, reject });
+      this.queue.push({ record, payload, force, resolve, reject });
       this.kick();
     });
   }
@@ -290,7 +296,14 @@ class FileLog implements FileDecisionLog {
   }
 
   private async writeBatch(batch: PendingAppend[]): Promise<void> {
-    const buf = batch.length === 1 ? batch[0]!.bytes : Buffer.concat(batch.map((p) => p.bytes));
+    let size = 0;
+    for (const p of batch) size += FRAME_HEADER_BYTES + p.payload.bytes;
+    // One buffer, reused batch after batch (the writer is sequential: the previous write has
+    // completed): no buffer per record, no concatenation, no fresh large allocation per batch.
+    if (this.scratch.length < size) this.scratch = Buffer.allocUnsafe(Math.max(size, this.scratch.length * 2));
+    let end = 0;
+    for (const p of batch) end = writeFrame(this.scratch, end, p.payload);
+    const buf = this.scratch.subarray(0, end);
     const start = this.active.bytes;
     this.counters.batches++;
     try {
@@ -304,6 +317,8 @@ class FileLog implements FileDecisionLog {
     }
     this.active.bytes += buf.length;
     this.dirty = true;
+    // A burst of large records should not pin its buffer for the life of the log.
+    if (this.scratch.length > SCRATCH_KEEP_BYTES) this.scratch = Buffer.allocUnsafe(SCRATCH_INITIAL_BYTES);
     for (const p of batch) this.liveSet.apply(p.record);
     this.counters.appends += batch.length;
 

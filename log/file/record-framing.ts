@@ -43,17 +43,43 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * whatever `JSON.stringify` throws for values JSON cannot hold.
  */
 export function encodeRecord(record: LogRecord): Buffer {
+  const payload = recordPayload(record);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.bytes);
+  writeFrame(frame, 0, payload);
+  return frame;
+}
+
+/** A record as JSON, with its UTF-8 length: what {@link writeFrame} puts on disk. */
+export interface RecordPayload {
+  readonly json: string;
+  readonly bytes: number;
+}
+
+/**
+ * The record's JSON and its UTF-8 length, checked against {@link MAX_RECORD_BYTES}. Throws as
+ * {@link encodeRecord} does.
+ */
+export function recordPayload(record: LogRecord): RecordPayload {
   const json = JSON.stringify(record);
   if (typeof json !== 'string') throw new TypeError('the record is not representable as JSON');
-  const payloadBytes = Buffer.byteLength(json, 'utf8');
-  if (payloadBytes > MAX_RECORD_BYTES) {
-    throw new RangeError(`the record is ${payloadBytes} bytes of JSON, over the ${MAX_RECORD_BYTES}-byte limit`);
+  const bytes = Buffer.byteLength(json, 'utf8');
+  if (bytes > MAX_RECORD_BYTES) {
+    throw new RangeError(`the record is ${bytes} bytes of JSON, over the ${MAX_RECORD_BYTES}-byte limit`);
   }
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payloadBytes);
-  frame.write(json, FRAME_HEADER_BYTES, 'utf8');
-  frame.writeUInt32LE(payloadBytes, 0);
-  frame.writeUInt32LE(crc32c(frame, 0, FRAME_HEADER_BYTES, frame.length), 4);
-  return frame;
+  return { json, bytes };
+}
+
+/**
+ * Writes the frame of `payload` into `target` at `offset` (which must have room for
+ * FRAME_HEADER_BYTES + payload.bytes); returns the offset after it. Lets the writer frame a whole
+ * batch into one reused buffer instead of allocating a buffer per record and concatenating.
+ */
+export function writeFrame(target: Buffer, offset: number, payload: RecordPayload): number {
+  const start = offset + FRAME_HEADER_BYTES;
+  target.write(payload.json, start, payload.bytes, 'utf8');
+  target.writeUInt32LE(payload.bytes, offset);
+  target.writeUInt32LE(crc32c(target, 0, start, start + payload.bytes), offset + 4);
+  return start + payload.bytes;
 }
 
 /** Decodes the frame starting at `offset` in `bytes`, which must be a frame boundary. */

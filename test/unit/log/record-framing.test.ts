@@ -7,6 +7,8 @@ import {
   MAX_RECORD_BYTES,
   decodeRecord,
   encodeRecord,
+  recordPayload,
+  writeFrame,
   type DecodeResult,
 } from '../../../log/file/record-framing.js';
 import { scanSegmentBody } from '../../../log/file/segment-file.js';
@@ -85,6 +87,19 @@ describe('record framing', () => {
         const out = decodeAll(bytes);
         expect(out.stop).toBeUndefined();
         expect(out.records).toEqual(JSON.parse(JSON.stringify(records)));
+      }),
+    );
+  });
+
+  it('frames written one after another into a reused, dirty buffer are byte for byte the single-record frames', () => {
+    fc.assert(
+      fc.property(fc.array(recordArb, { minLength: 1, maxLength: 20 }), (records) => {
+        const expected = Buffer.concat(records.map(encodeRecord));
+        const scratch = Buffer.alloc(expected.length + 64, 0xa5);
+        let end = 0;
+        for (const r of records) end = writeFrame(scratch, end, recordPayload(r));
+        expect(end).toBe(expected.length);
+        expect(scratch.subarray(0, end).equals(expected)).toBe(true);
       }),
     );
   });
