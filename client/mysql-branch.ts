@@ -3,7 +3,7 @@ import { toMysqlXid } from '../coordinator/xid.js';
 import { classifyMysqlError, type MysqlErrorClass } from '../participants/mysql/errors.js';
 import type { BranchHandle, BranchQueryResult } from './branch-handle.js';
 import { closeMysqlSession, type MysqlSession } from './close-mysql-session.js';
-import { SerialQueue } from './serial-queue.js';
+import { SerialQueue } from '../participants/serial-queue.js';
 import type { WireBranch } from './wire-types.js';
 import { assertBranchDriver, xidOfBranch } from './xid-of-branch.js';
 

@@ -2,7 +2,7 @@ import { TxcError, type TxcErrorDetails } from '../coordinator/errors.js';
 import { toPgGid } from '../coordinator/xid.js';
 import { classifyPgError, type PgErrorClass } from '../participants/postgres/errors.js';
 import type { BranchHandle, BranchQueryResult } from './branch-handle.js';
-import { SerialQueue } from './serial-queue.js';
+import { SerialQueue } from '../participants/serial-queue.js';
 import type { WireBranch } from './wire-types.js';
 import { assertBranchDriver, xidOfBranch } from './xid-of-branch.js';
 
