@@ -9,7 +9,8 @@ import { runTransferBench, type TransferCell } from './transfer-bench.js';
  * the decision in its log or as a commit marker in PostgreSQL) and
  * the log micro-benchmark, as ratios against baselines measured in the same run.
  * Environment: TXCOORD_PG_URL, TXCOORD_MYSQL_URL, BENCH_SECONDS (per round, default 4),
- * BENCH_ROUNDS (interleaved rounds per cell, median reported; default 3).
+ * BENCH_ROUNDS (interleaved rounds per cell, median reported; default 3), BENCH_CONCURRENCY
+ * (comma-separated; default 1,16,64).
  */
 async function main(): Promise<void> {
   const seconds = Number(process.env['BENCH_SECONDS'] ?? 4);
@@ -21,7 +22,8 @@ async function main(): Promise<void> {
   out(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; median of ${rounds} interleaved rounds of ${seconds} s per cell`);
   out();
   out('## Atomic transfer: debit PostgreSQL, credit MariaDB');
-  const cells = await runTransferBench({ pgUrl, mysqlUrl, concurrencies: [1, 16, 64], seconds, rounds });
+  const concurrencies = (process.env['BENCH_CONCURRENCY'] ?? '1,16,64').split(',').map(Number);
+  const cells = await runTransferBench({ pgUrl, mysqlUrl, concurrencies, seconds, rounds });
   out('| concurrency | mode | tps | p50 ms | p99 ms | errors |');
   out('|---:|---|---:|---:|---:|---:|');
   for (const c of cells) {
@@ -32,9 +34,22 @@ async function main(): Promise<void> {
   out('| concurrency | txcoord / hand-2pc | txcoord-marker / hand-2pc | txcoord-marker / txcoord | txcoord / hand-2pc-seq | txcoord / local-commits | hand-2pc / local-commits |');
   out('|---:|---:|---:|---:|---:|---:|---:|');
   const tps = (conc: number, mode: TransferCell['mode']) => cells.find((c) => c.concurrency === conc && c.mode === mode)?.tps ?? NaN;
-  for (const conc of [1, 16, 64]) {
+  for (const conc of concurrencies) {
     const [a, b, bs, c, m] = [tps(conc, 'local-commits'), tps(conc, 'hand-2pc'), tps(conc, 'hand-2pc-seq'), tps(conc, 'txcoord'), tps(conc, 'txcoord-marker')];
     out(`| ${conc} | ${(c / b).toFixed(2)} | ${(m / b).toFixed(2)} | ${(m / c).toFixed(2)} | ${(c / bs).toFixed(2)} | ${(c / a).toFixed(2)} | ${(b / a).toFixed(2)} |`);
+  }
+  out();
+  // Each round measures every mode back to back, so a ratio within one round is not skewed by the
+  // machine drifting between rounds; their spread shows how much one run can be trusted.
+  out('| concurrency | txcoord / hand-2pc per round | median | min–max |');
+  out('|---:|---|---:|---:|');
+  for (const conc of concurrencies) {
+    const c = cells.find((x) => x.concurrency === conc && x.mode === 'txcoord')?.roundTps ?? [];
+    const b = cells.find((x) => x.concurrency === conc && x.mode === 'hand-2pc')?.roundTps ?? [];
+    const perRound = c.map((t, i) => t / (b[i] ?? NaN)).filter(Number.isFinite);
+    const sorted = [...perRound].sort((x, y) => x - y);
+    const median = sorted[Math.floor(sorted.length / 2)] ?? NaN;
+    out(`| ${conc} | ${perRound.map((r) => r.toFixed(2)).join(', ')} | ${median.toFixed(2)} | ${(sorted[0] ?? NaN).toFixed(2)}–${(sorted.at(-1) ?? NaN).toFixed(2)} |`);
   }
   out();
   out('## Decision log: group commit vs one fdatasync per record (forced commit records/s)');

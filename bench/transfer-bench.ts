@@ -17,6 +17,8 @@ export interface TransferCell {
   readonly errors: number;
   /** Error codes seen, with counts (empty when none). */
   readonly errorCodes: Readonly<Record<string, number>>;
+  /** tps of every round, in round order (the cell reports the median round). */
+  readonly roundTps: readonly number[];
 }
 
 /** Options of {@link runTransferBench}. */
@@ -40,7 +42,7 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-async function measure(transfer: Transfer, concurrency: number, seconds: number, rows: number): Promise<Omit<TransferCell, 'mode' | 'concurrency'>> {
+async function measure(transfer: Transfer, concurrency: number, seconds: number, rows: number): Promise<Omit<TransferCell, 'mode' | 'concurrency' | 'roundTps'>> {
   const latencies: number[] = [];
   let errors = 0;
   const errorCodes: Record<string, number> = {};
@@ -244,7 +246,7 @@ export async function runTransferBench(opts: TransferBenchOptions): Promise<Tran
   const cells: TransferCell[] = [];
   const modes = Object.keys(CONTENDERS) as TransferCell['mode'][];
   for (const concurrency of opts.concurrencies) {
-    const rounds = new Map<TransferCell['mode'], Omit<TransferCell, 'mode' | 'concurrency'>[]>();
+    const rounds = new Map<TransferCell['mode'], Omit<TransferCell, 'mode' | 'concurrency' | 'roundTps'>[]>();
     for (let round = 0; round < (opts.rounds ?? 3); round++) {
       // Modes alternate within each round, so drift in the machine's speed hits them all alike.
       for (const mode of modes) {
@@ -259,9 +261,10 @@ export async function runTransferBench(opts: TransferBenchOptions): Promise<Tran
       }
     }
     for (const mode of modes) {
-      const sorted = [...(rounds.get(mode) ?? [])].sort((a, b) => a.tps - b.tps);
+      const measured = rounds.get(mode) ?? [];
+      const sorted = [...measured].sort((a, b) => a.tps - b.tps);
       const median = sorted[Math.floor(sorted.length / 2)];
-      if (median) cells.push({ mode, concurrency, ...median });
+      if (median) cells.push({ mode, concurrency, ...median, roundTps: measured.map((r) => r.tps) });
     }
   }
   return cells;
