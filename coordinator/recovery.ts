@@ -110,17 +110,19 @@ const BARRIER_SWEEP_EVERY_MS = 600_000;
 /**
  * Deletes the barrier rows of this coordinator's sagas started more than the retention ago.
  * Rows of a saga still in the log are kept whatever its age: its gid is at least as new as its
- * start, so the range ends before the oldest live transaction. With a shared log another process
- * may be driving sagas of this coordinator id after a take-over, which this process cannot see,
- * so nothing is swept there.
+ * start, so the range ends before the oldest unfinished transaction. With a shared log that
+ * includes the ones another process took over under this coordinator id, which only the log knows.
  */
 async function sweepBarriers(rt: Runtime): Promise<number> {
   const sweep = rt.barrierSweep;
   const now = Date.now();
-  if (isSharedLog(rt.log) || now - sweep.lastAt < BARRIER_SWEEP_EVERY_MS) return 0;
+  if (now - sweep.lastAt < BARRIER_SWEEP_EVERY_MS) return 0;
+  const elsewhere = isSharedLog(rt.log) ? await rt.log.oldestUnended(rt.id).catch(() => null) : undefined;
+  // The log could not say: sweep nothing rather than guess (the next pass asks again).
+  if (elsewhere === null) return 0;
   sweep.lastAt = now;
   let cutoff = now - sweep.retentionMs;
-  for (const gtrid of [...rt.log.live().map((r) => r.gtrid), ...rt.inFlight]) {
+  for (const gtrid of [...rt.log.live().map((r) => r.gtrid), ...rt.inFlight, ...(elsewhere !== undefined ? [elsewhere] : [])]) {
     const started = coordinatorOf(gtrid) === rt.id ? gtridTime(gtrid) : undefined;
     if (started !== undefined) cutoff = Math.min(cutoff, started);
   }

@@ -81,7 +81,8 @@ export interface CoordinatorConfig {
   /**
    * How long the saga barrier rows (`txcoord_barrier`) of this coordinator's sagas are kept:
    * recovery deletes the rows of sagas started longer ago than this, never those of a saga still
-   * in the log. Default 604 800 000 (7 days). Not swept with a shared (`postgres`) log.
+   * in the log (with a shared log, still unfinished in the shared tables, whoever drives it now).
+   * Default 604 800 000 (7 days).
    */
   readonly barrierRetentionMs?: number;
   /** The HTTP service (`txcoord serve`); ignored by the embedded library. */

@@ -81,6 +81,11 @@ export interface SharedDecisionLog extends DecisionLog {
   history(gtrid: string): Promise<LogRecord[]>;
   /** The saga started with this caller idempotency key, if any. */
   findByIdempotencyKey(key: string): Promise<string | undefined>;
+  /**
+   * The oldest gtrid of `coordinatorId` (by its time-ordered uuid) that has not ended, whoever
+   * drives it now (this process, or another after a take-over); undefined when none.
+   */
+  oldestUnended(coordinatorId: string): Promise<string | undefined>;
 }
 
 /** Whether `log` is shared by several processes. */

@@ -243,6 +243,19 @@ export class PostgresLog implements PostgresDecisionLog {
     }, { allowWhenLost: true });
   }
 
+  oldestUnended(coordinatorId: string): Promise<string | undefined> {
+    return this.guarded('find the oldest unfinished transaction', async () => {
+      // Byte order (collation "C"): gtrids of one coordinator sort by their uuid v7 time, and a
+      // longer coordinator id sharing the prefix falls outside [from, to).
+      const from = `txc1.${coordinatorId}.`;
+      const res = await this.pool.query<{ gtrid: string | null }>(
+        `select min(gtrid collate "C") as gtrid from ${this.tables.owners} where not ended and gtrid collate "C" >= $1 and gtrid collate "C" < $2`,
+        [from, `txc1.${coordinatorId}/`],
+      );
+      return res.rows[0]?.gtrid ?? undefined;
+    }, { allowWhenLost: true });
+  }
+
   // ---- extras --------------------------------------------------------------------------------
 
   stats(): PostgresLogStats {

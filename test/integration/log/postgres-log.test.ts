@@ -343,6 +343,22 @@ describe.skipIf(!ready)('PostgreSQL shared decision log (real server)', () => {
     expect(await log.history(dup)).toEqual([]);
   });
 
+  it("oldestUnended: the oldest unfinished gtrid of one coordinator id, whoever owns it, never a longer id's", async () => {
+    const id = uid('o');
+    const log = await open(id);
+    const at = (ms: number) => newGtrid(id, () => `${ms.toString(16).padStart(12, '0').replace(/^(.{8})(.{4})$/, '$1-$2')}-7000-8000-000000000000`);
+    const [oldest, middle, newest] = [at(1_000_000), at(2_000_000), at(3_000_000)];
+    expect(await log.oldestUnended(id)).toBeUndefined();
+    for (const g of [newest, oldest, middle]) await log.append(commit(g, id), true);
+    expect(await log.oldestUnended(id)).toBe(oldest);
+    await log.append(end(oldest, 'committed'), true);
+    expect(await log.oldestUnended(id)).toBe(middle);
+    // Another coordinator whose id starts with this one's, with an older transaction.
+    const longer = await open(`${id}x`);
+    await longer.append(commit(newGtrid(`${id}x`, () => '00000000-0001-7000-8000-000000000000'), `${id}x`), true);
+    expect(await log.oldestUnended(id)).toBe(middle);
+  });
+
   it('compact() deletes transactions ended longer ago than the retention, and nothing else', async () => {
     const log = await open(uid('k'), { retentionMs: 60_000 });
     const [old, recent, live] = [newGtrid(log.owner), newGtrid(log.owner), newGtrid(log.owner)];

@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createCoordinator } from '../../../coordinator/create-coordinator.js';
+import type { DecisionLog, SharedDecisionLog } from '../../../log/decision-log.js';
 import { createMemoryLog } from '../../../log/memory/memory-log.js';
 import { FakeDatabase, FakeParticipant } from '../../fakes/fake-participant.js';
 
@@ -8,7 +9,7 @@ const DAY = 86_400_000;
 /** A gid of `coord`'s saga started at `ms` (uuid v7: the time is the first 12 hex digits). */
 const gid = (coord: string, ms: number, n = 0) => `txc1.${coord}.${ms.toString(16).padStart(12, '0')}7${String(n).padStart(3, '0')}8000000000000000`;
 
-async function coordinator(db: FakeDatabase, log = createMemoryLog()) {
+async function coordinator(db: FakeDatabase, log: DecisionLog = createMemoryLog()) {
   return createCoordinator({
     id: 'sweeper',
     log: { type: 'memory' },
@@ -53,5 +54,39 @@ describe('barrier row garbage collection', () => {
     db.barrier.set(`${gid('sweeper', now - 4 * DAY)}|x|action`, 'action');
     expect((await next.recover()).barrierRowsRemoved).toBe(0);
     await next.close();
+  });
+
+  it('with a shared log, keeps every row from the oldest transaction of this id that another process is finishing', async () => {
+    const db = new FakeDatabase();
+    const now = Date.now();
+    const old = gid('sweeper', now - 9 * DAY);
+    const takenOver = gid('sweeper', now - 8 * DAY, 1);
+    const newer = gid('sweeper', now - 7 * DAY, 2);
+    for (const g of [old, takenOver, newer]) db.barrier.set(`${g}|s|action`, 'action');
+    let oldest: string | undefined | Error = takenOver;
+    const shared: SharedDecisionLog = {
+      ...createMemoryLog(),
+      shared: true,
+      owner: 'sweeper',
+      owns: () => true,
+      takeOver: async () => ({ transactions: [], coordinators: [] }),
+      releaseCoordinator: async () => undefined,
+      history: async () => [],
+      findByIdempotencyKey: async () => undefined,
+      oldestUnended: async () => {
+        if (oldest instanceof Error) throw oldest;
+        return oldest;
+      },
+    };
+    oldest = new Error('log unreachable');
+    const blind = await coordinator(db, shared);
+    // The log cannot say what another process is finishing: nothing is swept.
+    expect((await blind.recover()).barrierRowsRemoved).toBe(0);
+    await blind.close();
+    oldest = takenOver;
+    const coord = await coordinator(db, shared);
+    expect((await coord.recover()).barrierRowsRemoved).toBe(1);
+    expect([...db.barrier.keys()].map((k) => k.split('|')[0]).sort()).toEqual([takenOver, newer].sort());
+    await coord.close();
   });
 });
