@@ -148,14 +148,15 @@ function validateParticipant(name: string, p: unknown, allowCustom: boolean): vo
 function validateStatements(st: unknown, field: string, service: boolean): void {
   if (st === undefined) return;
   if (service) throw invalid(field, 'is for database participants only (a service is called with a path)');
-  if (!isRecord(st)) throw invalid(field, 'must be an object of name → SQL text or { "sql", "compensate"? }');
+  if (!isRecord(st)) throw invalid(field, 'must be an object of name → SQL text or { "sql", "compensate"?: SQL text or false }');
   for (const [name, v] of Object.entries(st)) {
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw invalid(`${field}.${name}`, 'has an invalid name: use 1-64 of A-Z a-z 0-9 _ . -');
     if (typeof v === 'string' && v.length > 0) continue;
-    if (!isRecord(v)) throw invalid(`${field}.${name}`, 'must be SQL text or { "sql", "compensate"? }');
+    if (!isRecord(v)) throw invalid(`${field}.${name}`, 'must be SQL text or { "sql", "compensate"?: SQL text or false }');
     checkKeys(v, ['sql', 'compensate'], `${field}.${name}`);
     requireString(v, 'sql', `${field}.${name}`);
-    if (v['compensate'] !== undefined) requireString(v, 'compensate', `${field}.${name}`);
+    // false: the statement needs no undo (a read on a participant that cannot prepare).
+    if (v['compensate'] !== undefined && v['compensate'] !== false) requireString(v, 'compensate', `${field}.${name}`);
   }
 }
 

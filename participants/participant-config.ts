@@ -33,9 +33,10 @@ export interface BreakerConfig {
 /**
  * A statement the HTTP service may run by name (`POST /v1/transactions/execute`, saga steps),
  * so no raw SQL crosses the network. `:name` marks a parameter; values are always bound. Where
- * the participant cannot prepare, `compensate` (same parameters) undoes it.
+ * the participant cannot prepare, `compensate` (same parameters) undoes it, or is `false` for a
+ * statement that needs no undo (a read), as `tx.query`'s `compensate: false`.
  */
-export type NamedStatement = string | { readonly sql: string; readonly compensate?: string };
+export type NamedStatement = string | { readonly sql: string; readonly compensate?: string | false };
 
 /** Retry and breaker settings any participant may carry. */
 export interface ResilienceConfig {

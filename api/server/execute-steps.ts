@@ -24,9 +24,9 @@ function plan(request: ExecuteRequest, catalog: StatementCatalog): PlannedStep[]
     }
     const resolved = catalog.resolve(step.participant, step.statement, step.params, field);
     // Only a participant that cannot prepare needs its compensation (when the coordinator ends
-    // up in saga mode); a prepared branch is simply rolled back.
-    const compensate = profile.kind === 'one-phase' && resolved.compensate ? resolved.compensate : undefined;
-    return { participant: step.participant, call: resolved.action, ...(compensate ? { options: { compensate } } : {}) };
+    // up in saga mode); a prepared branch is simply rolled back. `false`: it needs no undo.
+    const compensate = profile.kind === 'one-phase' ? resolved.compensate : undefined;
+    return { participant: step.participant, call: resolved.action, ...(compensate !== undefined ? { options: { compensate } } : {}) };
   });
 }
 

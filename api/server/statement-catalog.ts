@@ -11,15 +11,18 @@ export interface StatementCall {
   readonly params: JsonValue[];
 }
 
-/** A named statement with its values bound, and its configured compensation bound to the same values. */
+/**
+ * A named statement with its values bound, and its configured compensation bound to the same
+ * values (`false`: configured as needing no undo).
+ */
 export interface ResolvedStatement {
   readonly action: StatementCall;
-  readonly compensate?: StatementCall;
+  readonly compensate?: StatementCall | false;
 }
 
 interface Entry {
   readonly action: CompiledStatement;
-  readonly compensate?: CompiledStatement;
+  readonly compensate?: CompiledStatement | false;
   /** Every parameter the request must give: those of the statement and of its compensation. */
   readonly names: ReadonlySet<string>;
 }
@@ -58,8 +61,9 @@ export class StatementCatalog {
           }
         };
         const action = compile(typeof def === 'string' ? def : def.sql, typeof def === 'string' ? field : `${field}.sql`);
-        const compensate = typeof def === 'string' || def.compensate === undefined ? undefined : compile(def.compensate, `${field}.compensate`);
-        map.set(st, { action, ...(compensate ? { compensate } : {}), names: new Set([...action.names, ...(compensate?.names ?? [])]) });
+        const undo = typeof def === 'string' ? undefined : def.compensate;
+        const compensate = undo === undefined || undo === false ? undo : compile(undo, `${field}.compensate`);
+        map.set(st, { action, ...(compensate !== undefined ? { compensate } : {}), names: new Set([...action.names, ...(compensate ? compensate.names : [])]) });
       }
       entries.set(name, map);
     }
@@ -103,6 +107,7 @@ export class StatementCatalog {
       if (!Object.hasOwn(values, name)) throw badRequest(`${field}.params.${name}`, `is required by statement ${statement}`);
     }
     const bind = (c: CompiledStatement): StatementCall => ({ sql: c.sql, params: bindNamedParams(c, values) });
-    return { action: bind(entry.action), ...(entry.compensate ? { compensate: bind(entry.compensate) } : {}) };
+    const undo = entry.compensate;
+    return { action: bind(entry.action), ...(undo !== undefined ? { compensate: undo === false ? false : bind(undo) } : {}) };
   }
 }

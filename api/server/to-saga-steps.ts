@@ -70,7 +70,7 @@ export function toSagaSteps(steps: readonly WireSagaStep[], catalog: StatementCa
       actionOp = resolved.action;
       compensateOp = compensate
         ? catalog.resolve(step.participant, compensate.statement as string, compensate.params, `${field}.compensate`).action
-        : resolved.compensate;
+        : resolved.compensate || undefined;
     }
     return {
       name: step.name,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bindNamedParams, compileNamedStatement, NamedStatementError, placeholderStyleFor } from '../../../../api/server/named-statements.js';
 import { StatementCatalog } from '../../../../api/server/statement-catalog.js';
+import { validateConfig } from '../../../../coordinator/config.js';
 import { TxcError } from '../../../../coordinator/errors.js';
 import { FakeDatabase, FakeParticipant } from '../../../fakes/fake-participant.js';
 import { stubAdapter } from './harness.js';
@@ -119,6 +120,11 @@ describe('StatementCatalog', () => {
       }
       return undefined;
     };
+    const noUndo = StatementCatalog.fromConfig({ db: { driver: 'custom', adapter, statements: { read: { sql: 'select n from a where id = :id', compensate: false } } } });
+    expect(noUndo.resolve('db', 'read', { id: 3 }, 'steps[0]')).toEqual({ action: { sql: 'select n from a where id = $1', params: [3] }, compensate: false });
+    expect(() => validateConfig({ id: 'x', log: { type: 'memory' }, participants: { db: { driver: 'postgres', connectionString: 'postgres://h/d', statements: { r: { sql: 'select 1', compensate: true } } } } })).toThrow(
+      expect.objectContaining({ code: 'TXC_CONFIG_INVALID', details: expect.objectContaining({ field: 'participants.db.statements.r.compensate' }) }),
+    );
     expect(field(() => cat.resolve('db', 'nope', {}, 'steps[1]'))).toBe('steps[1].statement');
     expect(field(() => cat.resolve('db', 'pay', { n: 1 }, 'steps[0]'))).toBe('steps[0].params.id');
     expect(field(() => cat.resolve('db', 'pay', { n: 1, id: 1, x: 1 }, 'steps[0]'))).toBe('steps[0].params.x');

@@ -34,6 +34,7 @@ const STATEMENTS = {
   setX: { sql: 'set x :value', compensate: 'set x :undo' },
   setY: { sql: 'set y :value', compensate: 'set y :undo' },
   getX: 'get x',
+  readX: { sql: 'get x', compensate: false },
   boom: 'fail now',
 };
 
@@ -103,6 +104,15 @@ describe('routes over a real coordinator', () => {
     expect(saga.statusCode).toBe(200);
     expect(saga.json<ExecuteAnswer>()).toMatchObject({ mode: 'saga', guarantee: 'compensating' });
     expect([w.db.c.data.get('y'), w.db.d.data.get('y')]).toEqual([3, 4]);
+    // In a saga, a read with no compensation is refused, one configured as needing none runs.
+    const read = (statement: string) => execute(w, [{ participant: 'c', statement }, { participant: 'd', statement: 'setY', params: { value: 5, undo: 4 } }], { mode: 'saga' });
+    const refused = await read('getX');
+    expect(refused.statusCode).toBe(400);
+    expect(errorOf(refused).code).toBe('TXC_COMPENSATION_REQUIRED');
+    const allowed = await read('readX');
+    expect(allowed.statusCode).toBe(200);
+    expect(allowed.json<ExecuteAnswer>()).toMatchObject({ mode: 'saga' });
+    expect(w.db.d.data.get('y')).toBe(5);
   });
 
   it('execute: mode 2pc with a participant that cannot prepare is 400 TXC_TWO_PHASE_UNSUPPORTED; a failing statement rolls everything back', async () => {
