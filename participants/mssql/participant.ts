@@ -1,9 +1,9 @@
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { isTxcXid, xidKey, type Xid } from '../../coordinator/xid.js';
-import { acquireWithTimeout } from '../acquire-with-timeout.js';
 import type { BarrierRange, Capabilities, MarkerRow, Participant, ResolveResult } from '../participant.js';
 import { checkBarrierRange } from '../bookkeeping.js';
+import { PooledSessions } from '../pooled-sessions.js';
 import { MssqlBranch, type MssqlBranchHost } from './branch.js';
 import type { TediousTypes } from './driver.js';
 import { classifyMssqlError, type MssqlErrorClass } from './errors.js';
@@ -50,12 +50,22 @@ export class MssqlParticipant implements Participant {
   readonly capabilities: Capabilities = { twoPhase: false, localTransactions: true };
   private readonly host: MssqlBranchHost;
   private closing: Promise<void> | undefined;
+  private readonly sessions: PooledSessions<MssqlSession, MssqlErrorClass>;
 
   constructor(
     readonly name: string,
     private readonly pool: MssqlSessionPool,
     private readonly options: MssqlParticipantOptions,
   ) {
+    this.sessions = new PooledSessions({
+      participant: name,
+      acquireTimeoutMs: options.acquireTimeoutMs,
+      connect: () => pool.acquire(),
+      giveBack: (session, discard) => pool.release(session, discard),
+      classify: classifyMssqlError,
+      discards: (c) => c.kind === 'connection',
+      fields: (c) => ({ number: c.number, code: c.code }),
+    });
     this.host = {
       name,
       logger: options.logger,
@@ -72,7 +82,7 @@ export class MssqlParticipant implements Participant {
    */
   async preflight(): Promise<void> {
     await this.ensureBookkeeping();
-    const row = await this.withSession('check permissions on the bookkeeping tables', async (s) => (await s.execute(BOOKKEEPING_PERMISSIONS)).rows[0]);
+    const row = await this.sessions.use('check permissions on the bookkeeping tables', async (s) => (await s.execute(BOOKKEEPING_PERMISSIONS)).rows[0]);
     const user = stringOr(row?.db_user, 'txcoord_user');
     const defaultSchema = stringOr(row?.default_schema, 'dbo');
     const missing = TABLES.filter((t) => !['select', 'insert', 'delete'].every((p) => row?.[`${t}_${p}`] === 1));
@@ -92,13 +102,13 @@ export class MssqlParticipant implements Participant {
   /** Same as {@link begin}: every transaction on SQL Server is a local one; `xid` only names it in logs. */
   async beginLocal(xid: Xid): Promise<MssqlBranch> {
     if (!isTxcXid(xid)) throw new TxcError('TXC_ID_INVALID', `Not a txcoord xid: ${JSON.stringify(xid)}`);
-    const session = await this.acquire();
+    const session = await this.sessions.acquire();
     try {
       await session.begin();
     } catch (err) {
       const c = classifyMssqlError(err);
       this.pool.release(session, true);
-      throw this.unavailable('could not start a transaction', err, c);
+      throw this.sessions.unavailable('could not start a transaction', err, c);
     }
     this.options.logger.debug({ participant: this.name, xid: xidKey(xid) }, 'SQL Server branch started');
     return new MssqlBranch(xid, session, this.host);
@@ -125,7 +135,7 @@ export class MssqlParticipant implements Participant {
    * non-retryable TxcError names the GRANT.
    */
   async ensureBookkeeping(): Promise<void> {
-    const session = await this.acquire();
+    const session = await this.sessions.acquire();
     try {
       await session.execute(ENSURE_MARKERS);
       await session.execute(ENSURE_BARRIER);
@@ -144,7 +154,7 @@ export class MssqlParticipant implements Participant {
         );
       }
       this.pool.release(session, c.kind === 'connection');
-      throw this.unavailable('could not create the bookkeeping tables', err, c);
+      throw this.sessions.unavailable('could not create the bookkeeping tables', err, c);
     }
     this.pool.release(session);
   }
@@ -155,7 +165,7 @@ export class MssqlParticipant implements Participant {
     const top = Math.floor(limit);
     if (!(top > 0)) return [];
     const t = this.options.types;
-    const rows = await this.withSession('list commit markers', async (s) =>
+    const rows = await this.sessions.use('list commit markers', async (s) =>
       (await s.execute(LIST_MARKERS, [varcharParameter(likePrefix(prefix), PATTERN_LENGTH, t), { type: t.Int, value: Math.min(top, 2_147_483_647) }])).rows,
     );
     const markers: MarkerRow[] = [];
@@ -175,7 +185,7 @@ export class MssqlParticipant implements Participant {
     const keys = [...new Set(gtrids)].filter((g) => typeof g === 'string' && g.length > 0 && g.length <= GTRID_LENGTH && PRINTABLE_ASCII.test(g));
     if (keys.length === 0) return;
     const t = this.options.types;
-    await this.withSession('delete commit markers', async (s) => {
+    await this.sessions.use('delete commit markers', async (s) => {
       for (let i = 0; i < keys.length; i += DELETE_MARKERS_CHUNK) {
         const chunk = keys.slice(i, i + DELETE_MARKERS_CHUNK);
         await s.execute(deleteMarkersSql(chunk.length), chunk.map((g) => varcharParameter(g, GTRID_LENGTH, t)));
@@ -187,7 +197,7 @@ export class MssqlParticipant implements Participant {
   async deleteBarriers(range: BarrierRange): Promise<number> {
     checkBarrierRange(this.name, range);
     const t = this.options.types;
-    return this.withSession('delete barrier rows', async (s) => {
+    return this.sessions.use('delete barrier rows', async (s) => {
       if (Number((await s.execute(BARRIER_EXISTS)).rows[0]?.['present']) !== 1) return 0;
       return (await s.execute(DELETE_BARRIERS, [varcharParameter(range.from, BARRIER_KEY_LENGTH, t), varcharParameter(range.before, BARRIER_KEY_LENGTH, t)])).rowCount;
     });
@@ -195,47 +205,12 @@ export class MssqlParticipant implements Participant {
 
   /** Ends the pool; sessions still pinned by branches close when released. */
   close(): Promise<void> {
+    this.sessions.close();
     this.closing ??= this.pool.end();
     return this.closing;
   }
 
   /** Runs `fn` on a pooled session outside any transaction; failures become TXC_PARTICIPANT_UNAVAILABLE. */
-  private async withSession<T>(operation: string, fn: (session: MssqlSession) => Promise<T>): Promise<T> {
-    const session = await this.acquire();
-    let result: T;
-    try {
-      result = await fn(session);
-    } catch (err) {
-      const c = classifyMssqlError(err);
-      this.pool.release(session, c.kind === 'connection');
-      throw this.unavailable(`${operation} failed`, err, c);
-    }
-    this.pool.release(session);
-    return result;
-  }
-
-  /** A pooled session, or TXC_POOL_TIMEOUT after acquireTimeoutMs. */
-  private acquire(): Promise<MssqlSession> {
-    if (this.closing) {
-      return Promise.reject(new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `Participant ${this.name} is closed`, { details: { participant: this.name } }));
-    }
-    return acquireWithTimeout<MssqlSession>({
-      participant: this.name,
-      acquireTimeoutMs: this.options.acquireTimeoutMs,
-      connect: () => this.pool.acquire(),
-      giveBack: (session) => this.pool.release(session),
-      onError: (err) => this.unavailable('could not connect', err, classifyMssqlError(err)),
-    });
-  }
-
-  private unavailable(why: string, err: unknown, c: MssqlErrorClass): TxcError {
-    return new TxcError('TXC_PARTICIPANT_UNAVAILABLE', `Participant ${this.name}: ${why}`, {
-      cause: err,
-      retryable: c.retryable,
-      details: { participant: this.name, number: c.number, code: c.code },
-    });
-  }
-
   private denied(what: string, grant: string, err?: unknown, c?: MssqlErrorClass): TxcError {
     // Not retryable: it stops the coordinator at start with the fix in the message.
     return new TxcError('TXC_PERMISSION_DENIED', `Participant ${this.name}: ${what}; run \`${grant}\` as an administrator, or create the tables as one (docs/mssql.md)`, {
