@@ -86,6 +86,49 @@ export function checkBarrierRange(participant: string, range: BarrierRange): voi
   }
 }
 
+/**
+ * One database's statements for the bookkeeping rows, parameters by position: a marker is
+ * (gtrid, outcome), read back by (gtrid); a barrier row is (gid, step, op, origin), read back by
+ * (gid, step, op). Each insert does nothing when the key exists (waiting for an uncommitted one);
+ * each read returns the existing row's `outcome` / `origin` column.
+ */
+export interface BookkeepingStatements {
+  readonly insertMarker: string;
+  readonly selectMarker: string;
+  readonly insertBarrier: string;
+  readonly selectBarrier: string;
+}
+
+/** One bookkeeping row's insert and read with their values, checked and ready to run. */
+export interface BookkeepingRow<T extends string> {
+  /** The row, for messages: "marker txc1.…", "barrier txc1.…/charge/action". */
+  readonly row: string;
+  readonly insert: readonly [string, unknown[]];
+  readonly select: readonly [string, unknown[]];
+  /** The column the read returns (lower case). */
+  readonly column: string;
+  /** Whether a value read back is one the row may hold. */
+  readonly accept: (value: unknown) => value is T;
+}
+
+/** The marker row of `gtrid`; throws TXC_ID_INVALID (checkMarker) for values that cannot be written. */
+export function markerRow(participant: string, sql: BookkeepingStatements, gtrid: string, outcome: MarkerOutcome): BookkeepingRow<MarkerOutcome> {
+  checkMarker(participant, gtrid, outcome);
+  return { row: `marker ${gtrid}`, insert: [sql.insertMarker, [gtrid, outcome]], select: [sql.selectMarker, [gtrid]], column: 'outcome', accept: isMarkerOutcome };
+}
+
+/** The barrier row `row`; throws TXC_ID_INVALID (checkBarrier) for values that cannot be written. */
+export function barrierRow(participant: string, sql: BookkeepingStatements, row: BarrierRow): BookkeepingRow<BarrierRow['origin']> {
+  checkBarrier(participant, row);
+  return {
+    row: `barrier ${row.gid}/${row.step}/${row.op}`,
+    insert: [sql.insertBarrier, [row.gid, row.step, row.op, row.origin]],
+    select: [sql.selectBarrier, [row.gid, row.step, row.op]],
+    column: 'origin',
+    accept: isBarrierOrigin,
+  };
+}
+
 function invalid(participant: string, fact: string): TxcError {
   return new TxcError('TXC_ID_INVALID', `Participant ${participant}: ${fact}`, { details: { participant } });
 }

@@ -1,4 +1,5 @@
 import { toMysqlXid, type Xid } from '../../coordinator/xid.js';
+import type { BookkeepingStatements } from '../bookkeeping.js';
 
 /*
  * Every 2PC statement txcoord sends to MySQL / MariaDB, always through `query()` (the
@@ -132,6 +133,14 @@ export const INSERT_BARRIER = 'insert ignore into txcoord_barrier (gid, step, op
 
 /** As {@link SELECT_MARKER}, for a barrier row. */
 export const SELECT_BARRIER = 'select origin from txcoord_barrier where gid = ? and step = ? and op = ? lock in share mode';
+
+/** The four statements above, for markerRow / barrierRow. */
+export const BOOKKEEPING_ROWS: BookkeepingStatements = {
+  insertMarker: INSERT_MARKER,
+  selectMarker: SELECT_MARKER,
+  insertBarrier: INSERT_BARRIER,
+  selectBarrier: SELECT_BARRIER,
+};
 
 /** Markers whose gtrid matches a LIKE pattern (escape `!`), oldest first, at most a limit; created_ms is epoch milliseconds. */
 export const LIST_MARKERS = `select gtrid, outcome, timestampdiff(microsecond, '1970-01-01 00:00:00', created_at) div 1000 as created_ms

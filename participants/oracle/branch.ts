@@ -10,12 +10,12 @@ import {
   type OracleExecuteResult,
   type OracleXid,
 } from './driver.js';
-import { checkBarrier, checkMarker, isBarrierOrigin, isMarkerOutcome } from '../bookkeeping.js';
+import { barrierRow, markerRow, type BookkeepingRow } from '../bookkeeping.js';
 import { BranchErrors } from '../branch-errors.js';
 import { insertOrRead } from '../insert-or-read.js';
 import { SerialQueue } from '../serial-queue.js';
 import { classifyOracleError, type OracleErrorClass } from './errors.js';
-import { INSERT_BARRIER, INSERT_MARKER, SELECT_BARRIER, SELECT_MARKER, toOracleXid } from './sql.js';
+import { BOOKKEEPING_ROWS, toOracleXid } from './sql.js';
 
 /** What a branch needs from the participant that started it. */
 export interface OracleBranchHost {
@@ -248,45 +248,29 @@ export class OracleBranch implements Branch {
    * after a commit there it raises ORA-00001 and the existing outcome is read back.
    */
   async insertMarker(gtrid: string, outcome: MarkerOutcome): Promise<'inserted' | MarkerOutcome> {
-    checkMarker(this.host.name, gtrid, outcome);
-    return this.insertOrRead(INSERT_MARKER, [gtrid, outcome], SELECT_MARKER, [gtrid], 'OUTCOME', isMarkerOutcome, `marker ${gtrid}`);
+    const row = markerRow(this.host.name, BOOKKEEPING_ROWS, gtrid, outcome);
+    return this.insertOrRead(row);
   }
 
   /** Inserts a `txcoord_barrier` row unless its (gid, step, op) exists; 'inserted' or the existing row's origin. */
   async insertBarrier(row: BarrierRow): Promise<'inserted' | BarrierRow['origin']> {
-    checkBarrier(this.host.name, row);
-    return this.insertOrRead(
-      INSERT_BARRIER,
-      [row.gid, row.step, row.op, row.origin],
-      SELECT_BARRIER,
-      [row.gid, row.step, row.op],
-      'ORIGIN',
-      isBarrierOrigin,
-      `barrier ${row.gid}/${row.step}/${row.op}`,
-    );
+    return this.insertOrRead(barrierRow(this.host.name, BOOKKEEPING_ROWS, row));
   }
 
   /**
    * The insert-or-read of a bookkeeping row (see insertOrRead). A conflicting INSERT raises
    * ORA-00001 once the row's transaction commits, rolling back only that statement; the read
-   * then sees the committed row (READ COMMITTED, Oracle's default).
+   * then sees the committed row (READ COMMITTED, Oracle's default). Oracle names result columns
+   * in upper case.
    */
-  private insertOrRead<T extends string>(
-    insertSql: string,
-    insertBinds: unknown[],
-    selectSql: string,
-    selectBinds: unknown[],
-    column: string,
-    accept: (value: unknown) => value is T,
-    row: string,
-  ): Promise<'inserted' | T> {
+  private insertOrRead<T extends string>(row: BookkeepingRow<T>): Promise<'inserted' | T> {
     return this.queue.run(async () => {
       this.activeConnection();
       await this.host.ensureBookkeeping();
       const conn = this.activeConnection();
       const failed = (doing: string, err: unknown): TxcError => {
         const c = this.noteFailure(err);
-        return new TxcError('TXC_QUERY_FAILED', `${doing} the ${row} failed on participant ${this.host.name}`, {
+        return new TxcError('TXC_QUERY_FAILED', `${doing} the ${row.row} failed on participant ${this.host.name}`, {
           cause: err,
           retryable: c.retryable,
           details: this.errors.details(c),
@@ -296,11 +280,12 @@ export class OracleBranch implements Branch {
       this.wrote = true;
       return insertOrRead({
         participant: this.host.name,
-        row,
-        column: column.toLowerCase(),
+        row: row.row,
+        column: row.column,
+        accept: row.accept,
         tryInsert: async () => {
           try {
-            await conn.execute(insertSql, insertBinds, IN_BRANCH);
+            await conn.execute(row.insert[0], row.insert[1], IN_BRANCH);
             return true;
           } catch (err) {
             if (classifyOracleError(err).kind !== 'unique') throw failed('Inserting', err);
@@ -309,12 +294,11 @@ export class OracleBranch implements Branch {
         },
         readExisting: async () => {
           try {
-            return (await conn.execute(selectSql, selectBinds, IN_BRANCH)).rows?.[0]?.[column];
+            return (await conn.execute(row.select[0], row.select[1], IN_BRANCH)).rows?.[0]?.[row.column.toUpperCase()];
           } catch (err) {
             throw failed('Reading', err);
           }
         },
-        accept,
       });
     });
   }

@@ -1,6 +1,7 @@
 import { TxcError } from '../../coordinator/errors.js';
 import { isTxcXid, type Xid } from '../../coordinator/xid.js';
 import type { OracleXid } from './driver.js';
+import type { BookkeepingStatements } from '../bookkeeping.js';
 
 /*
  * Everything txcoord sends to Oracle besides the user's statements. Xids never go into SQL text:
@@ -74,6 +75,14 @@ export const INSERT_BARRIER = 'insert into txcoord_barrier (gid, step, op, origi
 
 /** The origin of the barrier row that an INSERT_BARRIER collided with. */
 export const SELECT_BARRIER = 'select origin from txcoord_barrier where gid = :1 and step = :2 and op = :3';
+
+/** The four statements above, for markerRow / barrierRow. */
+export const BOOKKEEPING_ROWS: BookkeepingStatements = {
+  insertMarker: INSERT_MARKER,
+  selectMarker: SELECT_MARKER,
+  insertBarrier: INSERT_BARRIER,
+  selectBarrier: SELECT_BARRIER,
+};
 
 /**
  * Marker rows whose gtrid matches :1 (markerPrefixPattern: `!` escapes), oldest first, at most

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import type { Xid } from '../../coordinator/xid.js';
 import type { BarrierRow, Branch, MarkerOutcome, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
-import { checkBarrier, checkMarker, isBarrierOrigin, isMarkerOutcome } from '../bookkeeping.js';
+import { barrierRow, markerRow, type BookkeepingRow } from '../bookkeeping.js';
 import type { PgliteDriver, PgliteResults } from './driver.js';
 import { classifyPgliteError, fact, queryFailed, transactionClosed, wrapPgliteError } from './errors.js';
 import type { Lease } from './lock.js';
@@ -79,19 +79,12 @@ export class PgliteBranch implements Branch {
 
   /** Inserts the commit marker in this transaction unless one exists; 'inserted' or the existing outcome. Counts as a write. */
   async insertMarker(gtrid: string, outcome: MarkerOutcome): Promise<'inserted' | MarkerOutcome> {
-    checkMarker(this.#ctx.participant, gtrid, outcome);
-    return this.#insertOnce([sql.INSERT_MARKER, [gtrid, outcome]], [sql.SELECT_MARKER, [gtrid]], 'outcome', isMarkerOutcome);
+    return this.#insertOnce(markerRow(this.#ctx.participant, sql.BOOKKEEPING_ROWS, gtrid, outcome));
   }
 
   /** Inserts the barrier row unless its key exists; 'inserted' or the existing row's origin. Counts as a write. */
   async insertBarrier(row: BarrierRow): Promise<'inserted' | BarrierRow['origin']> {
-    checkBarrier(this.#ctx.participant, row);
-    return this.#insertOnce(
-      [sql.INSERT_BARRIER, [row.gid, row.step, row.op, row.origin]],
-      [sql.SELECT_BARRIER, [row.gid, row.step, row.op]],
-      'origin',
-      isBarrierOrigin,
-    );
+    return this.#insertOnce(barrierRow(this.#ctx.participant, sql.BOOKKEEPING_ROWS, row));
   }
 
   /** True after a DML statement changed rows; otherwise asks whether a transaction id was assigned. */
@@ -259,12 +252,7 @@ export class PgliteBranch implements Branch {
   }
 
   /** The insert-or-read of a bookkeeping row (on one connection nothing can come between the two). */
-  async #insertOnce<T extends string>(
-    insert: readonly [string, unknown[]],
-    select: readonly [string, unknown[]],
-    column: string,
-    accept: (value: unknown) => value is T,
-  ): Promise<'inserted' | T> {
+  async #insertOnce<T extends string>({ insert, select, column, accept }: BookkeepingRow<T>): Promise<'inserted' | T> {
     this.#expect('active', 'write a bookkeeping row in');
     if (!this.#ctx.bookkeepingReady()) {
       // The participant's ensureBookkeeping would wait for the connection this branch holds.

@@ -65,4 +65,5 @@ export {
   DELETE_MARKERS,
   BARRIER_EXISTS,
   DELETE_BARRIERS,
+  BOOKKEEPING_ROWS,
 } from '../postgres/sql.js';

@@ -2,13 +2,13 @@ import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
 import { xidKey, type Xid } from '../../coordinator/xid.js';
 import type { BarrierRow, Branch, MarkerOutcome, PrepareResult, QueryResult, ResolveResult } from '../participant.js';
-import { checkBarrier, checkMarker, isBarrierOrigin, isMarkerOutcome } from '../bookkeeping.js';
+import { barrierRow, markerRow, type BookkeepingRow } from '../bookkeeping.js';
 import { BranchErrors } from '../branch-errors.js';
 import { insertOrRead } from '../insert-or-read.js';
 import { SerialQueue } from '../serial-queue.js';
 import type { PgClient, PgResult } from './driver.js';
 import { classifyPgError, type PgErrorClass } from './errors.js';
-import { ASSIGNED_XID, COMMIT, INSERT_BARRIER, INSERT_MARKER, ROLLBACK, SELECT_BARRIER, SELECT_MARKER, prepareSql } from './sql.js';
+import { ASSIGNED_XID, BOOKKEEPING_ROWS, COMMIT, ROLLBACK, prepareSql } from './sql.js';
 
 /** What a branch needs from the participant that started it. */
 export interface PostgresBranchHost {
@@ -81,22 +81,14 @@ export class PostgresBranch implements Branch {
    * one (READ COMMITTED, the default, then reads its committed outcome). Counts as a write.
    */
   async insertMarker(gtrid: string, outcome: MarkerOutcome): Promise<'inserted' | MarkerOutcome> {
-    checkMarker(this.host.name, gtrid, outcome);
-    return this.queue.run(() => this.insertOnce(`marker ${gtrid}`, [INSERT_MARKER, [gtrid, outcome]], [SELECT_MARKER, [gtrid]], 'outcome', isMarkerOutcome));
+    const row = markerRow(this.host.name, BOOKKEEPING_ROWS, gtrid, outcome);
+    return this.queue.run(() => this.insertOnce(row));
   }
 
   /** Inserts the barrier row unless its key exists; 'inserted' or the existing row's origin. Counts as a write. */
   async insertBarrier(row: BarrierRow): Promise<'inserted' | BarrierRow['origin']> {
-    checkBarrier(this.host.name, row);
-    return this.queue.run(() =>
-      this.insertOnce(
-        `barrier ${row.gid}/${row.step}/${row.op}`,
-        [INSERT_BARRIER, [row.gid, row.step, row.op, row.origin]],
-        [SELECT_BARRIER, [row.gid, row.step, row.op]],
-        'origin',
-        isBarrierOrigin,
-      ),
-    );
+    const bookkeeping = barrierRow(this.host.name, BOOKKEEPING_ROWS, row);
+    return this.queue.run(() => this.insertOnce(bookkeeping));
   }
 
   /** One statement on the pinned client, in the serial queue. */
@@ -119,24 +111,18 @@ export class PostgresBranch implements Branch {
   }
 
   /** The insert-or-read of a bookkeeping row, on the pinned client (see insertOrRead). */
-  private async insertOnce<T extends string>(
-    row: string,
-    insert: readonly [string, readonly unknown[]],
-    select: readonly [string, readonly unknown[]],
-    column: string,
-    accept: (value: unknown) => value is T,
-  ): Promise<'inserted' | T> {
+  private async insertOnce<T extends string>(row: BookkeepingRow<T>): Promise<'inserted' | T> {
     if (this.state !== 'active' || !this.client) throw this.errors.closed(this.state);
     await this.host.ensureBookkeeping();
     // Even a row that was already there counts: the branch must be committed, not skipped as read-only.
     this.wrote = true;
     return insertOrRead({
       participant: this.host.name,
-      row,
-      column,
-      tryInsert: async () => (await this.exec(...insert)).rows.length > 0,
-      readExisting: async () => (await this.exec(...select)).rows[0]?.[column],
-      accept,
+      row: row.row,
+      column: row.column,
+      accept: row.accept,
+      tryInsert: async () => (await this.exec(...row.insert)).rows.length > 0,
+      readExisting: async () => (await this.exec(...row.select)).rows[0]?.[row.column],
     });
   }
 

@@ -1,4 +1,5 @@
 import { toPgGid, type Xid } from '../../coordinator/xid.js';
+import type { BookkeepingStatements } from '../bookkeeping.js';
 
 /*
  * Every 2PC statement txcoord sends to PostgreSQL. Gids cannot be bind parameters, so they are
@@ -96,6 +97,14 @@ export const INSERT_BARRIER =
 
 /** As {@link SELECT_MARKER}, for a barrier row. */
 export const SELECT_BARRIER = 'select origin from txcoord_barrier where gid = $1 and step = $2 and op = $3';
+
+/** The four statements above, for markerRow / barrierRow. */
+export const BOOKKEEPING_ROWS: BookkeepingStatements = {
+  insertMarker: INSERT_MARKER,
+  selectMarker: SELECT_MARKER,
+  insertBarrier: INSERT_BARRIER,
+  selectBarrier: SELECT_BARRIER,
+};
 
 /** Markers whose gtrid matches the LIKE pattern $1 (escape `!`), oldest first, at most $2; created_ms is epoch milliseconds. */
 export const LIST_MARKERS = `select gtrid, outcome, round(extract(epoch from created_at) * 1000)::float8 as created_ms
