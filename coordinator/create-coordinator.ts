@@ -8,7 +8,7 @@ import { systemClock } from './clock.js';
 import { validateConfig } from './config.js';
 import { TxcError } from './errors.js';
 import { createDefaultLogger } from './logger.js';
-import { markerHoldersOf } from './in-doubt-decision.js';
+import { lastResourcesOf, markerHoldersOf } from './in-doubt-decision.js';
 import { listInDoubt, recoverOnce } from './recovery.js';
 import { runTransaction, type BackgroundWork } from './run-transaction.js';
 import { SagaEngine } from '../sagas/saga-engine.js';
@@ -78,7 +78,7 @@ export async function createCoordinator(options: CreateCoordinatorOptions & Inte
   }
   const backoff = resolveBackoff(config.backoff);
   const perParticipantBackoff = new Map(Object.entries(config.participants).map(([n, pc]) => [n, resolveBackoff({ ...config.backoff, ...pc.backoff })]));
-  const oneFirst = [...participants.values()].filter((p) => !p.capabilities.twoPhase && p.capabilities.localTransactions).map((p) => p.name);
+  const oneFirst = lastResourcesOf(participants.values());
   if (config.decisionIn !== undefined) {
     const holder = participants.get(config.decisionIn);
     if (!holder?.beginLocal || !holder.capabilities.localTransactions) {

@@ -2,13 +2,17 @@ import type { Participant } from '../participants/participant.js';
 import type { InDoubtBranch } from './types.js';
 import { markerParticipantOf, type Xid } from './xid.js';
 
+/** Participants that can be a commit-marked last resource: one-phase, with local transactions. */
+export function lastResourcesOf(participants: Iterable<Participant>): string[] {
+  return [...participants].filter((p) => !p.capabilities.twoPhase && p.capabilities.localTransactions).map((p) => p.name);
+}
+
 /**
- * Participants that may hold commit markers of a coordinator's transactions: every one that
- * commits in one phase with local transactions (a last resource), and `decisionIn`.
+ * Participants that may hold commit markers of a coordinator's transactions: every possible
+ * last resource, and `decisionIn`.
  */
 export function markerHoldersOf(participants: Iterable<Participant>, decisionIn: string | undefined): string[] {
-  const oneFirst = [...participants].filter((p) => !p.capabilities.twoPhase && p.capabilities.localTransactions).map((p) => p.name);
-  return [...new Set([...oneFirst, ...(decisionIn !== undefined ? [decisionIn] : [])])];
+  return [...new Set([...lastResourcesOf(participants), ...(decisionIn !== undefined ? [decisionIn] : [])])];
 }
 
 /** Participants whose commit marker could decide `xid`: the one its qualifier names first, then every holder. */

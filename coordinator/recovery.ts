@@ -3,9 +3,9 @@ import { TxcError } from './errors.js';
 import { commitBranch, confirmFinished, endCommitted } from './phase-two.js';
 import type { Runtime } from './runtime.js';
 import type { HeuristicReport, InDoubtBranch, RecoverOptions, RecoveryReport } from './types.js';
-import { barrierRangeBefore, coordinatorOf, gtridTime, TXC_FORMAT_ID, xidKey, type Xid } from './xid.js';
+import { barrierRangeBefore, coordinatorOf, gtridPrefix, gtridTime, TXC_FORMAT_ID, xidKey, type Xid } from './xid.js';
 import { settleMarker } from './commit-marker.js';
-import { inDoubtDecision, markerCandidatesOf } from './in-doubt-decision.js';
+import { inDoubtDecision } from './in-doubt-decision.js';
 import { isSharedLog, type SharedDecisionLog } from '../log/decision-log.js';
 import type { SagaRecoveryReport } from './types.js';
 
@@ -38,11 +38,6 @@ function committedByGtrid(rt: Runtime): Map<string, CommitRecord> {
   const map = new Map<string, CommitRecord>();
   for (const r of rt.log.live()) if (r.type === 'commit') map.set(r.gtrid, r);
   return map;
-}
-
-/** Participants whose commit marker could decide `xid`: the one its qualifier names, and every configured holder. */
-export function markerCandidates(rt: Runtime, xid: Pick<Xid, 'bqual'>): string[] {
-  return markerCandidatesOf(xid, rt.markerHolders);
 }
 
 function describe(rt: Runtime, participant: string, xid: Xid, committed: ReadonlyMap<string, CommitRecord>, owned: ReadonlySet<string>): InDoubtBranch {
@@ -87,7 +82,7 @@ async function sweepMarkers(rt: Runtime, stillPrepared: ReadonlySet<string>, sca
     const p = rt.participants.get(name);
     if (!p?.listMarkers || !p.deleteMarkers) continue;
     try {
-      const rows = await p.listMarkers(`txc1.${rt.id}.`, 1000);
+      const rows = await p.listMarkers(gtridPrefix(rt.id), 1000);
       const now = Date.now();
       const drop = rows
         .filter((m) => !rt.inFlight.has(m.gtrid) && !stillPrepared.has(m.gtrid) && !live.has(m.gtrid))

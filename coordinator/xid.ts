@@ -40,11 +40,16 @@ export function assertParticipantName(name: unknown): asserts name is string {
   }
 }
 
+/** `txc1.<coordinatorId>.`: what every gtrid of that coordinator starts with. */
+export function gtridPrefix(coordinatorId: string): string {
+  assertCoordinatorId(coordinatorId);
+  return `txc1.${coordinatorId}.`;
+}
+
 /** A new, time-ordered global transaction id owned by `coordinatorId`. */
 export function newGtrid(coordinatorId: string, uuid: () => string = uuidv7): string {
-  assertCoordinatorId(coordinatorId);
-  const hex = uuid().replace(/-/g, '').toLowerCase();
-  const gtrid = `txc1.${coordinatorId}.${hex}`;
+  const prefix = gtridPrefix(coordinatorId);
+  const gtrid = `${prefix}${uuid().replace(/-/g, '').toLowerCase()}`;
   if (!GTRID.test(gtrid)) throw new TxcError('TXC_ID_INVALID', `Generated gtrid ${gtrid} is invalid`);
   return gtrid;
 }
@@ -87,9 +92,8 @@ export function gtridTime(gtrid: string): number | undefined {
  * BarrierRange): uuid v7 puts the start time in the first 12 hex digits of the gtrid.
  */
 export function barrierRangeBefore(coordinatorId: string, beforeMs: number): { from: string; before: string } {
-  assertCoordinatorId(coordinatorId);
   const ms = Math.max(0, Math.min(Math.floor(beforeMs), 0xffffffffffff));
-  const from = `txc1.${coordinatorId}.`;
+  const from = gtridPrefix(coordinatorId);
   return { from, before: `${from}${ms.toString(16).padStart(12, '0')}` };
 }
 

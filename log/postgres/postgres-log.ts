@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { TxcError } from '../../coordinator/errors.js';
+import { gtridPrefix } from '../../coordinator/xid.js';
 import type { SharedDecisionLog, TakeOver } from '../decision-log.js';
 import type { LogRecord } from '../log-record.js';
 import { compactEnded } from './compact-ended.js';
@@ -247,10 +248,12 @@ export class PostgresLog implements PostgresDecisionLog {
     return this.guarded('find the oldest unfinished transaction', async () => {
       // Byte order (collation "C"): gtrids of one coordinator sort by their uuid v7 time, and a
       // longer coordinator id sharing the prefix falls outside [from, to).
-      const from = `txc1.${coordinatorId}.`;
+      const from = gtridPrefix(coordinatorId);
+      // '/' is the byte after '.': [from, to) holds exactly the gtrids that start with `from`.
+      const to = `${from.slice(0, -1)}/`;
       const res = await this.pool.query<{ gtrid: string | null }>(
         `select min(gtrid collate "C") as gtrid from ${this.tables.owners} where not ended and gtrid collate "C" >= $1 and gtrid collate "C" < $2`,
-        [from, `txc1.${coordinatorId}/`],
+        [from, to],
       );
       return res.rows[0]?.gtrid ?? undefined;
     }, { allowWhenLost: true });
