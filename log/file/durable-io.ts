@@ -1,4 +1,4 @@
-import { fdatasync, promises as fsp } from 'node:fs';
+import { fdatasync, promises as fsp, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 /** Flushes a file's data to stable storage; injectable so tests can count flushes or fail them. */
@@ -37,4 +37,19 @@ export async function writeFully(fh: FileHandle, buf: Uint8Array): Promise<void>
 /** Whether `err` is a Node system error with code `code`. */
 export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
+}
+
+/**
+ * Appends all of `buf` to the file open as `fd` with write(2) on the calling thread, looping on
+ * short writes. For the decision log's batches: a write into the page cache is a copy that costs
+ * the thread less than handing it to the thread pool and back, and the batch's fdatasync, the
+ * part that waits for the device, stays asynchronous. Throws what write(2) reports.
+ */
+export function writeFullySync(fd: number, buf: Uint8Array): void {
+  let done = 0;
+  while (done < buf.length) {
+    const written = writeSync(fd, buf, done, buf.length - done);
+    if (written <= 0) throw new Error(`write returned ${written} with ${buf.length - done} bytes left`);
+    done += written;
+  }
 }

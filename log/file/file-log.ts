@@ -6,9 +6,10 @@ import { createDefaultLogger } from '../../coordinator/logger.js';
 import type { DecisionLog, FileLogConfig } from '../decision-log.js';
 import type { LiveSet } from '../live-set.js';
 import type { LogRecord } from '../log-record.js';
-import { fdatasyncFd, fsyncDir, writeFully, type SyncFn } from './durable-io.js';
+import { AckReleaser } from './ack-releaser.js';
+import { fdatasyncFd, fsyncDir, writeFullySync, type SyncFn } from './durable-io.js';
 import { acquireDirLock, type DirLock } from './lock-file.js';
-import { FRAME_HEADER_BYTES, recordPayload, writeFrame, type RecordPayload } from './record-framing.js';
+import { frameJson, maxFrameBytes, recordJson } from './record-framing.js';
 import { recoverLogDir, unlinkIfPresent, type ActiveSegment, type RecoveredLogDir } from './recover-log-dir.js';
 import { createAppendSegment, writeSnapshotSegment } from './segment-io.js';
 import { MAGIC_BYTES, segmentFileName, tmpSegmentFileName } from './segment-file.js';
@@ -110,13 +111,20 @@ export async function openFileLog(config: FileLogConfig, opts: FileLogOptions = 
   }
 }
 
-/** Size of the reused batch buffer; a batch larger than SCRATCH_KEEP_BYTES gets one of its own once. */
-const SCRATCH_INITIAL_BYTES = 64 * 1024;
-const SCRATCH_KEEP_BYTES = 4 * 1024 * 1024;
+/**
+ * Forced appenders acknowledged per turn of the event loop once their batch is durable (see
+ * AckReleaser): above the concurrency of most callers, so they are all released at once, and
+ * small enough that a few hundred waiters overlap their work with the next batch's fdatasync.
+ */
+const ACK_SLICE = 64;
 
+/** Size of the reused staging buffer; one grown past STAGING_KEEP_BYTES is dropped after its batch. */
+const STAGING_INITIAL_BYTES = 64 * 1024;
+const STAGING_KEEP_BYTES = 4 * 1024 * 1024;
+
+/** A queued append; its frame is already in the staging buffer, in queue order. */
 interface PendingAppend {
   readonly record: LogRecord;
-  readonly payload: RecordPayload;
   readonly force: boolean;
   resolve(): void;
   reject(err: unknown): void;
@@ -182,8 +190,14 @@ class FileLog implements FileDecisionLog {
   private compactionsInFlight = 0;
 
   private counters = { appends: 0, batches: 0, fsyncs: 0, compactions: 0 };
-  /** The batch being written; reused (see writeBatch). */
-  private scratch: Buffer = Buffer.allocUnsafe(SCRATCH_INITIAL_BYTES);
+  /**
+   * The frames of the queued appends, back to back: each append frames its record here at once,
+   * so its JSON string dies young and a batch is one write of this buffer's filled part. Reused:
+   * the batch write is synchronous, so it is free again as soon as writeBatch has it on disk.
+   */
+  private staging: Buffer = Buffer.allocUnsafe(STAGING_INITIAL_BYTES);
+  private stagedBytes = 0;
+  private readonly acks = new AckReleaser(ACK_SLICE);
 
   constructor(parts: FileLogParts) {
     this.dir = parts.dir;
@@ -200,9 +214,15 @@ class FileLog implements FileDecisionLog {
   append(record: LogRecord, force: boolean): Promise<void> {
     if (this.closing) return Promise.reject(this.closedError());
     if (this.poisoned) return Promise.reject(this.poisonedError());
-    let payload: RecordPayload;
     try {
-      payload = recordPayload(record);
+      const json = recordJson(record);
+      const room = this.stagedBytes + maxFrameBytes(json);
+      if (this.staging.length < room) {
+        const grown = Buffer.allocUnsafe(Math.max(room, this.staging.length * 2));
+        this.staging.copy(grown, 0, 0, this.stagedBytes);
+        this.staging = grown;
+      }
+      this.stagedBytes = frameJson(this.staging, this.stagedBytes, json);
     } catch (cause) {
       return Promise.reject(
         new TxcError('TXC_LOG_IO', `the record for gtrid ${record.gtrid} cannot be encoded`, {
@@ -212,7 +232,7 @@ class FileLog implements FileDecisionLog {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ record, payload, force, resolve, reject });
+      this.queue.push({ record, force, resolve, reject });
       this.kick();
     });
   }
@@ -281,10 +301,11 @@ class FileLog implements FileDecisionLog {
           continue;
         }
         if (this.queue.length === 0) break;
-        await this.writeBatch(this.queue.splice(0));
+        await this.writeBatch();
       }
       if (this.poisoned) {
         const err = this.poisonedError();
+        this.stagedBytes = 0;
         for (const p of this.queue.splice(0)) p.reject(err);
         this.rollRequest?.reject(err);
         this.rollRequest = undefined;
@@ -295,30 +316,29 @@ class FileLog implements FileDecisionLog {
     for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
-  private async writeBatch(batch: PendingAppend[]): Promise<void> {
-    let size = 0;
-    for (const p of batch) size += FRAME_HEADER_BYTES + p.payload.bytes;
-    // One buffer, reused batch after batch (the writer is sequential: the previous write has
-    // completed): no buffer per record, no concatenation, no fresh large allocation per batch.
-    if (this.scratch.length < size) this.scratch = Buffer.allocUnsafe(Math.max(size, this.scratch.length * 2));
-    let end = 0;
-    for (const p of batch) end = writeFrame(this.scratch, end, p.payload);
-    const buf = this.scratch.subarray(0, end);
+  /** Writes the whole queue, whose frames are the staged bytes, as one batch. */
+  private async writeBatch(): Promise<void> {
+    const batch = this.queue.splice(0);
+    const length = this.stagedBytes;
     const start = this.active.bytes;
     this.counters.batches++;
     try {
-      await writeFully(this.active.fh, buf);
+      // Synchronous (see writeFullySync), so the staging buffer is free again right after; only
+      // the fdatasync below waits for the device.
+      writeFullySync(this.active.fh.fd, this.staging.subarray(0, length));
     } catch (cause) {
+      this.stagedBytes = 0;
       // A short or failed write may have left part of a frame at the end of the segment; any
       // later frame would sit behind it and read back as corruption, so nothing more is written.
       const err = this.poison(cause, 'write', await this.undoBatch(start));
       for (const p of batch) p.reject(err);
       return;
     }
-    this.active.bytes += buf.length;
+    this.stagedBytes = 0;
+    this.active.bytes += length;
     this.dirty = true;
     // A burst of large records should not pin its buffer for the life of the log.
-    if (this.scratch.length > SCRATCH_KEEP_BYTES) this.scratch = Buffer.allocUnsafe(SCRATCH_INITIAL_BYTES);
+    if (this.staging.length > STAGING_KEEP_BYTES) this.staging = Buffer.allocUnsafe(STAGING_INITIAL_BYTES);
     for (const p of batch) this.liveSet.apply(p.record);
     this.counters.appends += batch.length;
 
@@ -335,7 +355,10 @@ class FileLog implements FileDecisionLog {
         for (const p of batch) if (p.force) p.reject(err);
         return;
       }
-      for (const p of batch) if (p.force) p.resolve();
+      // Released after this returns, so the writer first starts the next batch (see AckReleaser).
+      const durable: Array<() => void> = [];
+      for (const p of batch) if (p.force) durable.push(p.resolve);
+      this.acks.release(durable);
     }
     if (this.active.bytes > this.segmentBytes) this.autoCompact();
   }

@@ -43,43 +43,43 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * whatever `JSON.stringify` throws for values JSON cannot hold.
  */
 export function encodeRecord(record: LogRecord): Buffer {
-  const payload = recordPayload(record);
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.bytes);
-  writeFrame(frame, 0, payload);
+  const json = recordJson(record);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + Buffer.byteLength(json, 'utf8'));
+  frameJson(frame, 0, json);
   return frame;
 }
 
-/** A record as JSON, with its UTF-8 length: what {@link writeFrame} puts on disk. */
-export interface RecordPayload {
-  readonly json: string;
-  readonly bytes: number;
+/** The record's JSON, the payload of its frame. Throws what `JSON.stringify` throws. */
+export function recordJson(record: LogRecord): string {
+  const json = JSON.stringify(record);
+  if (typeof json !== 'string') throw new TypeError('the record is not representable as JSON');
+  return json;
 }
 
 /**
- * The record's JSON and its UTF-8 length, checked against {@link MAX_RECORD_BYTES}. Throws as
- * {@link encodeRecord} does.
+ * Room {@link frameJson} may need for `json`: UTF-8 takes at most three bytes per UTF-16 unit,
+ * so this bound needs no pass over the string.
  */
-export function recordPayload(record: LogRecord): RecordPayload {
-  const json = JSON.stringify(record);
-  if (typeof json !== 'string') throw new TypeError('the record is not representable as JSON');
-  const bytes = Buffer.byteLength(json, 'utf8');
+export function maxFrameBytes(json: string): number {
+  return FRAME_HEADER_BYTES + json.length * 3;
+}
+
+/**
+ * Writes the frame of `json` into `target` at `offset`, which must have
+ * {@link maxFrameBytes}(json) bytes of room, and returns the offset after it. Lets the writer
+ * frame records straight into one reused buffer instead of allocating one per record. Throws a
+ * RangeError, leaving `target` before `offset` untouched, when the payload exceeds
+ * {@link MAX_RECORD_BYTES}.
+ */
+export function frameJson(target: Buffer, offset: number, json: string): number {
+  const start = offset + FRAME_HEADER_BYTES;
+  const bytes = target.write(json, start, 'utf8');
   if (bytes > MAX_RECORD_BYTES) {
     throw new RangeError(`the record is ${bytes} bytes of JSON, over the ${MAX_RECORD_BYTES}-byte limit`);
   }
-  return { json, bytes };
-}
-
-/**
- * Writes the frame of `payload` into `target` at `offset` (which must have room for
- * FRAME_HEADER_BYTES + payload.bytes); returns the offset after it. Lets the writer frame a whole
- * batch into one reused buffer instead of allocating a buffer per record and concatenating.
- */
-export function writeFrame(target: Buffer, offset: number, payload: RecordPayload): number {
-  const start = offset + FRAME_HEADER_BYTES;
-  target.write(payload.json, start, payload.bytes, 'utf8');
-  target.writeUInt32LE(payload.bytes, offset);
-  target.writeUInt32LE(crc32c(target, 0, start, start + payload.bytes), offset + 4);
-  return start + payload.bytes;
+  target.writeUInt32LE(bytes, offset);
+  target.writeUInt32LE(crc32c(target, 0, start, start + bytes), offset + 4);
+  return start + bytes;
 }
 
 /** Decodes the frame starting at `offset` in `bytes`, which must be a frame boundary. */

@@ -257,6 +257,41 @@ describe('group commit', () => {
     expect(calls).toBe(2);
   });
 
+  it('acknowledges a large durable batch oldest first, in slices, while the next batch is already flushing', async () => {
+    let release: () => void = () => undefined;
+    let calls = 0;
+    let counting = false;
+    const log = await openLog({
+      fsync: async () => {
+        if (!counting) return;
+        calls++;
+        if (calls === 1) await new Promise<void>((r) => (release = r));
+      },
+    });
+    counting = true;
+    const acked: string[] = [];
+    let flushesWhenLastAcked = 0;
+    let followUp: Promise<void> | undefined;
+    const first = Array.from({ length: 300 }, (_, i) =>
+      log.append(commit(`g${i}`), true).then(() => {
+        acked.push(`g${i}`);
+        // The first appender to hear back goes on to its next transaction, as a coordinator does.
+        if (i === 0) followUp = log.append(commit('next'), true);
+        if (i === 299) flushesWhenLastAcked = calls;
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    expect(calls).toBe(1);
+    release();
+    await Promise.all(first);
+    await followUp;
+    expect(acked).toEqual(Array.from({ length: 300 }, (_, i) => `g${i}`));
+    // The follow-up's flush started before the last waiter of the first batch was told: the disk
+    // works on the next batch while the thread is still handing out acknowledgements.
+    expect(flushesWhenLastAcked).toBe(2);
+    await log.close();
+  });
+
   it('resolves unforced appends without waiting for the flush, and forces none of its own', async () => {
     let release: () => void = () => undefined;
     const gate = new Promise<void>((r) => (release = r));

@@ -7,8 +7,9 @@ import {
   MAX_RECORD_BYTES,
   decodeRecord,
   encodeRecord,
-  recordPayload,
-  writeFrame,
+  recordJson,
+  maxFrameBytes,
+  frameJson,
   type DecodeResult,
 } from '../../../log/file/record-framing.js';
 import { scanSegmentBody } from '../../../log/file/segment-file.js';
@@ -95,9 +96,10 @@ describe('record framing', () => {
     fc.assert(
       fc.property(fc.array(recordArb, { minLength: 1, maxLength: 20 }), (records) => {
         const expected = Buffer.concat(records.map(encodeRecord));
-        const scratch = Buffer.alloc(expected.length + 64, 0xa5);
+        const jsons = records.map(recordJson);
+        const scratch = Buffer.alloc(jsons.reduce((n, j) => n + maxFrameBytes(j), 0), 0xa5);
         let end = 0;
-        for (const r of records) end = writeFrame(scratch, end, recordPayload(r));
+        for (const j of jsons) end = frameJson(scratch, end, j);
         expect(end).toBe(expected.length);
         expect(scratch.subarray(0, end).equals(expected)).toBe(true);
       }),
