@@ -1,7 +1,9 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TxcError } from '../../../coordinator/errors.js';
 import type { LogConfig } from '../../../log/decision-log.js';
 import { LiveSet } from '../../../log/live-set.js';
+import type { LogRecord } from '../../../log/log-record.js';
 import { createMemoryLog } from '../../../log/memory/memory-log.js';
 import { openLog } from '../../../log/open-log.js';
 import { commit, end, heuristic, silent, tempDir } from './log-test-helpers.js';
@@ -35,6 +37,26 @@ describe('LiveSet', () => {
     s.apply(end('a'));
     s.apply(commit('a'));
     expect(s.records()).toEqual([commit('a')]);
+  });
+});
+
+describe('LiveSet against a reference model', () => {
+  it('holds exactly the records of unended transactions, in global append order', () => {
+    const op = fc.record({ kind: fc.constantFrom('commit', 'heuristic', 'end'), gtrid: fc.constantFrom('a', 'b', 'c', 'd'), n: fc.integer({ min: 1, max: 3 }) });
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        const s = new LiveSet();
+        let model: LogRecord[] = [];
+        for (const o of ops) {
+          const rec = o.kind === 'commit' ? commit(o.gtrid, o.n) : o.kind === 'heuristic' ? heuristic(o.gtrid) : end(o.gtrid);
+          s.apply(rec);
+          if (rec.type === 'end') model = model.filter((r) => r.gtrid !== rec.gtrid);
+          else if (!model.some((r) => JSON.stringify(r) === JSON.stringify(rec))) model.push(rec);
+          expect(s.records()).toEqual(model);
+        }
+        expect(s.transactions).toBe(new Set(model.map((r) => r.gtrid)).size);
+      }),
+    );
   });
 });
 
