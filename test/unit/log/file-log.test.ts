@@ -234,7 +234,8 @@ describe('group commit', () => {
     expect(again.live().map((r) => r.gtrid)).toEqual(Array.from({ length: 200 }, (_, i) => `g${i}`));
   });
 
-  it('batches appends that arrive while a flush is in progress into the next flush', async () => {
+  /** A log whose first flush after opening waits for `release()`; `calls()` counts flushes of appends. */
+  async function logWithHeldFirstFlush(): Promise<{ log: FileDecisionLog; calls: () => number; release: () => void }> {
     let release: () => void = () => undefined;
     let calls = 0;
     let counting = false; // opening syncs the new segment's header; count appends only
@@ -246,29 +247,24 @@ describe('group commit', () => {
       },
     });
     counting = true;
+    return { log, calls: () => calls, release: () => release() };
+  }
+
+  it('batches appends that arrive while a flush is in progress into the next flush', async () => {
+    const { log, calls, release } = await logWithHeldFirstFlush();
     const first = log.append(commit('first'), true);
     await new Promise((r) => setTimeout(r, 10));
-    expect(calls).toBe(1);
+    expect(calls()).toBe(1);
     const rest = Array.from({ length: 100 }, (_, i) => log.append(commit(`g${i}`), true));
     await new Promise((r) => setTimeout(r, 10));
-    expect(calls).toBe(1); // nobody flushes while the first flush is in flight
+    expect(calls()).toBe(1); // nobody flushes while the first flush is in flight
     release();
     await Promise.all([first, ...rest]);
-    expect(calls).toBe(2);
+    expect(calls()).toBe(2);
   });
 
   it('acknowledges a large durable batch oldest first, in slices, while the next batch is already flushing', async () => {
-    let release: () => void = () => undefined;
-    let calls = 0;
-    let counting = false;
-    const log = await openLog({
-      fsync: async () => {
-        if (!counting) return;
-        calls++;
-        if (calls === 1) await new Promise<void>((r) => (release = r));
-      },
-    });
-    counting = true;
+    const { log, calls, release } = await logWithHeldFirstFlush();
     const acked: string[] = [];
     let flushesWhenLastAcked = 0;
     let followUp: Promise<void> | undefined;
@@ -277,11 +273,11 @@ describe('group commit', () => {
         acked.push(`g${i}`);
         // The first appender to hear back goes on to its next transaction, as a coordinator does.
         if (i === 0) followUp = log.append(commit('next'), true);
-        if (i === 299) flushesWhenLastAcked = calls;
+        if (i === 299) flushesWhenLastAcked = calls();
       }),
     );
     await new Promise((r) => setTimeout(r, 10));
-    expect(calls).toBe(1);
+    expect(calls()).toBe(1);
     release();
     await Promise.all(first);
     await followUp;
