@@ -19,6 +19,7 @@ export class AckReleaser {
   private ready: Array<() => void> = [];
   private head = 0;
   private scheduled = false;
+  private onDrained: Array<() => void> = [];
 
   /** @param slice waiters released per turn of the event loop; at least 1. */
   constructor(private readonly slice: number) {
@@ -43,6 +44,12 @@ export class AckReleaser {
     return this.ready.length - this.head;
   }
 
+  /** Resolves once every waiter queued so far (and any queued meanwhile) has been called. */
+  drained(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.onDrained.push(resolve));
+  }
+
   private readonly drain = (): void => {
     const end = Math.min(this.ready.length, this.head + this.slice);
     // Waiters are promise resolvers, which never throw.
@@ -51,6 +58,7 @@ export class AckReleaser {
       this.ready = [];
       this.head = 0;
       this.scheduled = false;
+      for (const done of this.onDrained.splice(0)) done();
       return;
     }
     // Under steady load the queue may never run empty; drop the released prefix now and then so

@@ -497,6 +497,8 @@ class FileLog implements FileDecisionLog {
     this.closing = true;
     await this.compactionTail;
     await this.whenIdle();
+    // Every append that reached disk is acknowledged before close resolves.
+    await this.acks.drained();
     let failure: unknown;
     if (!this.poisoned && this.dirty) {
       try {

@@ -57,3 +57,14 @@ describe('AckReleaser under steady load', () => {
     expect(seen).toEqual(Array.from({ length: next }, (_, i) => i));
   });
 });
+
+describe('AckReleaser.drained', () => {
+  it('resolves at once when nothing is queued, else only after the last waiter was called', async () => {
+    const acks = new AckReleaser(4);
+    await acks.drained();
+    let called = 0;
+    acks.release(Array.from({ length: 10 }, () => () => called++));
+    await acks.drained();
+    expect(called).toBe(10);
+  });
+});

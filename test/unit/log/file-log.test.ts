@@ -288,6 +288,14 @@ describe('group commit', () => {
     await log.close();
   });
 
+  it('has acknowledged every durable append by the time close resolves', async () => {
+    const log = await openLog();
+    let acked = 0;
+    for (let i = 0; i < 5000; i++) void log.append(commit(`g${i}`), true).then(() => acked++);
+    await log.close();
+    expect(acked).toBe(5000);
+  });
+
   it('resolves unforced appends without waiting for the flush, and forces none of its own', async () => {
     let release: () => void = () => undefined;
     const gate = new Promise<void>((r) => (release = r));
