@@ -14,12 +14,37 @@ export const systemClock: Clock = {
 export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
+    let unsubscribe = (): void => undefined;
     const cancel = clock.setTimeout(done, ms);
-    function done() {
+    function done(): void {
       cancel();
-      signal?.removeEventListener('abort', done);
+      unsubscribe();
       resolve();
     }
-    signal?.addEventListener('abort', done, { once: true });
+    if (signal) unsubscribe = onAbort(signal, done);
   });
+}
+
+/**
+ * Sleepers waiting on each signal. The coordinator's own signal is shared by every background
+ * retry, and Node's EventTarget scans its whole listener list on each add and remove: with one
+ * listener per sleep, thousands of phase-two retries during an outage made every sleep cost
+ * O(sleepers). Here each signal gets one listener, and a sleeper joins or leaves a Set.
+ */
+const sleepers = new WeakMap<AbortSignal, Set<() => void>>();
+
+function onAbort(signal: AbortSignal, wake: () => void): () => void {
+  let waiting = sleepers.get(signal);
+  if (!waiting) {
+    const set = new Set<() => void>();
+    sleepers.set(signal, set);
+    signal.addEventListener('abort', () => {
+      for (const w of [...set]) w();
+      set.clear();
+    }, { once: true });
+    waiting = set;
+  }
+  const set = waiting;
+  set.add(wake);
+  return () => set.delete(wake);
 }
