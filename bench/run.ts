@@ -2,12 +2,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { runLogBench } from './log-bench.js';
+import { formatOverheadBench, runOverheadBench } from './overhead-bench.js';
 import { runTransferBench, type TransferCell } from './transfer-bench.js';
 
 /**
  * `npm run bench`: the transfer benchmark (two local commits vs hand-written 2PC vs txcoord, with
- * the decision in its log or as a commit marker in PostgreSQL) and
- * the log micro-benchmark, as ratios against baselines measured in the same run.
+ * the decision in its log or as a commit marker in PostgreSQL), the coordinator's own CPU per
+ * transaction (participants that answer at once) and the log micro-benchmark, as ratios against
+ * baselines measured in the same run.
  * Environment: TXCOORD_PG_URL, TXCOORD_MYSQL_URL, BENCH_SECONDS (per round, default 4),
  * BENCH_ROUNDS (interleaved rounds per cell, median reported; default 3), BENCH_CONCURRENCY
  * (comma-separated; default 1,16,64).
@@ -51,6 +53,9 @@ async function main(): Promise<void> {
     const median = sorted[Math.floor(sorted.length / 2)] ?? NaN;
     out(`| ${conc} | ${perRound.map((r) => r.toFixed(2)).join(', ')} | ${median.toFixed(2)} | ${(sorted[0] ?? NaN).toFixed(2)}–${(sorted.at(-1) ?? NaN).toFixed(2)} |`);
   }
+  out();
+  out('## The coordinator alone: participants that answer at once, concurrency 16, in-memory log');
+  out(formatOverheadBench(await runOverheadBench({ concurrency: 16, seconds: Math.min(seconds, 2), rounds: 3 })));
   out();
   out('## Decision log: group commit vs one fdatasync per record (forced commit records/s)');
   out('decisions: each forced commit followed by its unforced end record, as the coordinator writes them;');
