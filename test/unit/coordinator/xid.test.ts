@@ -38,6 +38,12 @@ describe('transaction ids', () => {
     expect(Math.abs((gtridTime(a) ?? 0) - Date.now())).toBeLessThan(5_000);
   });
 
+  it('increase strictly and never repeat, also many to a millisecond and across random-pool refills', () => {
+    const ids = Array.from({ length: 5_000 }, () => newGtrid('c1'));
+    for (let i = 1; i < ids.length; i++) expect(ids[i - 1]! < ids[i]!).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
   it('send MySQL xids as hex literals only', () => {
     const xid = branchXid(newGtrid('c1'), 3);
     expect(toMysqlXid(xid)).toMatch(/^X'[0-9a-f]+',X'[0-9a-f]+',1415070513$/);
