@@ -34,17 +34,22 @@ export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<v
 const sleepers = new WeakMap<AbortSignal, Set<() => void>>();
 
 function onAbort(signal: AbortSignal, wake: () => void): () => void {
-  let waiting = sleepers.get(signal);
-  if (!waiting) {
-    const set = new Set<() => void>();
-    sleepers.set(signal, set);
-    signal.addEventListener('abort', () => {
-      for (const w of [...set]) w();
-      set.clear();
-    }, { once: true });
-    waiting = set;
-  }
-  const set = waiting;
+  const set = sleepers.get(signal) ?? watch(signal);
   set.add(wake);
   return () => set.delete(wake);
+}
+
+/** The sleepers of `signal`, behind its one abort listener. */
+function watch(signal: AbortSignal): Set<() => void> {
+  const set = new Set<() => void>();
+  sleepers.set(signal, set);
+  signal.addEventListener(
+    'abort',
+    () => {
+      for (const wake of [...set]) wake();
+      set.clear();
+    },
+    { once: true },
+  );
+  return set;
 }

@@ -1,3 +1,6 @@
+/** Released waiters kept at the head of the queue before it is compacted. */
+const COMPACT_AFTER = 1024;
+
 /**
  * Releases the appenders of durable batches a slice per macrotask, oldest first.
  *
@@ -12,9 +15,6 @@
  * turn, exactly as before. Order is FIFO across batches, so an append is never acknowledged
  * before one that became durable earlier.
  */
-/** Released waiters kept at the head of the queue before it is compacted. */
-const COMPACT_AFTER = 1024;
-
 export class AckReleaser {
   private ready: Array<() => void> = [];
   private head = 0;

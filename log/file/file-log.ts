@@ -320,6 +320,8 @@ class FileLog implements FileDecisionLog {
   private async writeBatch(): Promise<void> {
     const batch = this.queue.splice(0);
     const length = this.stagedBytes;
+    // The write below is synchronous, so no append can stage anything before it has the bytes.
+    this.stagedBytes = 0;
     const start = this.active.bytes;
     this.counters.batches++;
     try {
@@ -327,14 +329,12 @@ class FileLog implements FileDecisionLog {
       // the fdatasync below waits for the device.
       writeFullySync(this.active.fh.fd, this.staging.subarray(0, length));
     } catch (cause) {
-      this.stagedBytes = 0;
       // A short or failed write may have left part of a frame at the end of the segment; any
       // later frame would sit behind it and read back as corruption, so nothing more is written.
       const err = this.poison(cause, 'write', await this.undoBatch(start));
       for (const p of batch) p.reject(err);
       return;
     }
-    this.stagedBytes = 0;
     this.active.bytes += length;
     this.dirty = true;
     // A burst of large records should not pin its buffer for the life of the log.

@@ -65,8 +65,9 @@ export function maxFrameBytes(json: string): number {
 }
 
 /**
- * Writes the frame of `json` into `target` at `offset`, which must have
- * {@link maxFrameBytes}(json) bytes of room, and returns the offset after it. Lets the writer
+ * Writes the frame of `json` into `target` at `offset`, which must have room for the whole frame
+ * (its UTF-8 length plus the header; {@link maxFrameBytes} bounds that without a pass over the
+ * string), and returns the offset after it. Lets the writer
  * frame records straight into one reused buffer instead of allocating one per record. Throws a
  * RangeError, leaving `target` before `offset` untouched, when the payload exceeds
  * {@link MAX_RECORD_BYTES}.
