@@ -1,9 +1,9 @@
-import mysql from 'mysql2/promise';
+import mysql from 'mysql2';
 import { assertParticipantName } from '../../coordinator/xid.js';
 import type { Participant } from '../participant.js';
 import { resolvePoolSettings } from '../pool-settings.js';
 import type { MysqlParticipantConfig, ParticipantDeps } from '../participant-config.js';
-import { withQueryTimeout } from './driver.js';
+import { timedPool } from './driver.js';
 import { MysqlParticipant } from './participant.js';
 
 export { MysqlParticipant, type MysqlParticipantOptions } from './participant.js';
@@ -11,7 +11,7 @@ export { MysqlBranch, type MysqlBranchHost } from './branch.js';
 export { classifyMysqlError, type MysqlErrorClass, type MysqlErrorKind } from './errors.js';
 export type { MysqlConnection, MysqlOkPacket, MysqlPool } from './driver.js';
 
-/** A MySQL 8 / MariaDB participant over a mysql2 pool built from `config` (plain transactions only with `localOnly`). */
+/** A MySQL 8 / MariaDB participant over a mysql2 (callback API) pool built from `config` (plain transactions only with `localOnly`). */
 export function createMysqlParticipant(name: string, config: MysqlParticipantConfig, deps: ParticipantDeps): Participant {
   assertParticipantName(name);
   const { max, acquireTimeoutMs, queryTimeoutMs } = resolvePoolSettings(name, config.pool);
@@ -27,6 +27,6 @@ export function createMysqlParticipant(name: string, config: MysqlParticipantCon
     trace: false,
     // Never multipleStatements: user SQL shares these connections.
   });
-  const pool = withQueryTimeout(raw, queryTimeoutMs);
+  const pool = timedPool(raw, queryTimeoutMs);
   return new MysqlParticipant(name, pool, { acquireTimeoutMs, logger: deps.logger, localOnly: config.localOnly === true });
 }
