@@ -29,4 +29,15 @@ describe('crc32c', () => {
       }),
     );
   });
+
+  it('reads a view into a larger buffer at its own offset', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), fc.nat(), (data, offsetSeed) => {
+        const offset = offsetSeed % 17;
+        const backing = new Uint8Array(offset + data.length + 5).fill(0xa5);
+        backing.set(data, offset);
+        expect(crc32c(backing.subarray(offset, offset + data.length))).toBe(crc32c(Uint8Array.from(data)));
+      }),
+    );
+  });
 });
