@@ -29,6 +29,9 @@ const commitArb: fc.Arbitrary<LogRecord> = fc.record(
       maxLength: 4,
     }),
     decidedAt: fc.nat(),
+    protocol: fc.constantFrom('2pc' as const, 'last-resource' as const),
+    markerIn: text,
+    saga: fc.constant(true as const),
     coordinatorId: text,
     host: text,
     pid: fc.nat(),
@@ -46,7 +49,10 @@ const heuristicArb: fc.Arbitrary<LogRecord> = fc.record({
   actual: fc.constantFrom('committed' as const, 'rolled-back' as const, 'unknown' as const),
   at: fc.nat(),
 });
-const endArb: fc.Arbitrary<LogRecord> = fc.record({ type: fc.constant('end' as const), gtrid, at: fc.nat() });
+const endArb: fc.Arbitrary<LogRecord> = fc.record(
+  { type: fc.constant('end' as const), gtrid, at: fc.nat(), status: fc.constantFrom('committed' as const, 'compensated' as const, 'failed' as const) },
+  { requiredKeys: ['type', 'gtrid', 'at'] },
+);
 const recordArb = fc.oneof(commitArb, heuristicArb, endArb);
 
 /** Decodes frames from offset 0 until the bytes end or a frame fails. */
