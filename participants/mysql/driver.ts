@@ -81,12 +81,18 @@ export function timedPool(pool: CallbackPool, timeoutMs: number): MysqlPool {
           timedOut = true;
           reject(statementTimeout(timeoutMs));
         }, timeoutMs);
-        conn.query(sql, values ?? NO_VALUES, (err, result, fields) => {
-          if (timedOut) return;
+        try {
+          conn.query(sql, values ?? NO_VALUES, (err, result, fields) => {
+            if (timedOut) return;
+            clearTimeout(timer);
+            if (err) reject(err);
+            else resolve([result, fields]);
+          });
+        } catch (err) {
+          // A synchronous throw rejects the promise anyway; the timer must not outlive it.
           clearTimeout(timer);
-          if (err) reject(err);
-          else resolve([result, fields]);
-        });
+          throw err;
+        }
       }),
     on: (event, listener) => conn.on(event, listener),
     removeListener: (event, listener) => conn.removeListener(event, listener),
