@@ -44,6 +44,18 @@ describe('transaction ids', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
+  it('take an injected uuid with dashes and upper case, and refuse one that is not a uuid', () => {
+    expect(newGtrid('c1', () => '0190ABCD-1234-7ABC-8DEF-0123456789AB')).toBe('txc1.c1.0190abcd12347abc8def0123456789ab');
+    expect(() => newGtrid('c1', () => "0190abcd-1234-7abc-8def-0123456789a'")).toThrow(TxcError);
+  });
+
+  it('validate the coordinator id of every call, also right after a valid one', () => {
+    expect(coordinatorOf(newGtrid('first'))).toBe('first');
+    expect(() => newGtrid("first'")).toThrow(TxcError);
+    expect(coordinatorOf(newGtrid('second'))).toBe('second');
+    expect(coordinatorOf(newGtrid('first'))).toBe('first');
+  });
+
   it('send MySQL xids as hex literals only', () => {
     const xid = branchXid(newGtrid('c1'), 3);
     expect(toMysqlXid(xid)).toMatch(/^X'[0-9a-f]+',X'[0-9a-f]+',1415070513$/);
