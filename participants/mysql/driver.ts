@@ -76,14 +76,10 @@ export function timedPool(pool: CallbackPool, timeoutMs: number): MysqlPool {
   const wrap = (conn: CallbackConnection): MysqlConnection => ({
     query: (sql, values) =>
       new Promise<[unknown, unknown]>((resolve, reject) => {
-        let timedOut = false;
-        const timer = setTimeout(() => {
-          timedOut = true;
-          reject(statementTimeout(timeoutMs));
-        }, timeoutMs);
+        // A promise settles once: an answer after the deadline resolves or rejects nothing.
+        const timer = setTimeout(() => reject(statementTimeout(timeoutMs)), timeoutMs);
         try {
           conn.query(sql, values ?? NO_VALUES, (err, result, fields) => {
-            if (timedOut) return;
             clearTimeout(timer);
             if (err) reject(err);
             else resolve([result, fields]);
